@@ -1,0 +1,73 @@
+"""Rooms, their members and their messages."""
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
+MAX_BODY_LENGTH = 4000
+MAX_CLIENT_ID_LENGTH = 64
+
+validate_room_slug = RegexValidator(
+    SLUG_PATTERN,
+    "Room names use 1 to 50 lowercase letters, digits, '-' or '_'.",
+    code="invalid_slug",
+)
+
+
+class Room(models.Model):
+    slug = models.CharField(max_length=50, unique=True, validators=[validate_room_slug])
+    name = models.CharField(max_length=100)
+    is_private = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last allocated message seq; bumped under the row lock of each insert.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+
+class Membership(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_unique")]
+
+    def __str__(self):
+        return f"{self.user} in {self.room}"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveBigIntegerField()
+    body = models.TextField(max_length=MAX_BODY_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    client_id = models.CharField(max_length=MAX_CLIENT_ID_LENGTH, null=True, blank=True)
+    # Deleted rows stay so that seq numbers remain gap-free.
+    is_deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["room", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(
+                fields=["room", "author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.room}#{self.seq}"

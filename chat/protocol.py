@@ -1,0 +1,187 @@
+"""The websocket wire format: parse and validate client frames, build server frames.
+
+docs/protocol.md describes every frame here; keep the two in step.
+"""
+import json
+from dataclasses import dataclass
+
+from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
+
+VERSION = 1
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+MAX_FRAME_CHARS = 64 * 1024
+
+INVALID = "invalid"
+EMPTY = "empty"
+TOO_LONG = "too_long"
+UNAVAILABLE = "unavailable"
+
+
+class ProtocolError(Exception):
+    """A client frame that breaks the protocol; answered with an error frame."""
+
+    def __init__(self, code, detail, client_id=None):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.client_id = client_id
+
+
+@dataclass(frozen=True)
+class Send:
+    body: str
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class History:
+    before: int | None = None
+    after: int | None = None
+    limit: int = DEFAULT_PAGE
+
+
+def _is_int(value):
+    # bool is a subclass of int, but `true` is not a sequence number.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_text(value, field):
+    """Refuse text the database cannot store: NUL bytes and lone surrogates."""
+    if "\x00" in value:
+        raise ProtocolError(INVALID, f"'{field}' must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(INVALID, f"'{field}' is not valid Unicode text.") from None
+
+
+def parse_client_id(value):
+    """Return a valid optional client id, or raise ProtocolError."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_CLIENT_ID_LENGTH:
+        raise ProtocolError(INVALID, f"'client_id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters.")
+    _check_text(value, "client_id")
+    return value
+
+
+def parse_body(value):
+    """Return a valid message body, or raise ProtocolError."""
+    if not isinstance(value, str):
+        raise ProtocolError(INVALID, "'body' must be a string.")
+    if not value.strip():
+        raise ProtocolError(EMPTY, "The message is empty.")
+    if len(value) > MAX_BODY_LENGTH:
+        raise ProtocolError(TOO_LONG, f"The message is longer than {MAX_BODY_LENGTH} characters.")
+    _check_text(value, "body")
+    return value
+
+
+def parse_seq(value, field):
+    """Return a valid sequence number, or raise ProtocolError."""
+    if not _is_int(value) or value < 0 or value > 2**63 - 1:
+        raise ProtocolError(INVALID, f"'{field}' must be a non-negative integer.")
+    return value
+
+
+def _parse_send(data):
+    client_id = parse_client_id(data.get("client_id"))
+    try:
+        return Send(body=parse_body(data.get("body")), client_id=client_id)
+    except ProtocolError as error:
+        # Let the page match the refusal to its local echo.
+        error.client_id = client_id
+        raise
+
+
+def _parse_history(data):
+    before, after = data.get("before"), data.get("after")
+    if (before is None) == (after is None):
+        raise ProtocolError(INVALID, "'history' needs exactly one of 'before' or 'after'.")
+    limit = data.get("limit", DEFAULT_PAGE)
+    if not _is_int(limit) or not 1 <= limit <= MAX_PAGE:
+        raise ProtocolError(INVALID, f"'limit' must be an integer from 1 to {MAX_PAGE}.")
+    if before is not None:
+        return History(before=parse_seq(before, "before"), limit=limit)
+    return History(after=parse_seq(after, "after"), limit=limit)
+
+
+PARSERS = {
+    "send": _parse_send,
+    "history": _parse_history,
+}
+
+
+def parse_client_frame(text):
+    """Return the typed frame for one client text frame, or raise ProtocolError."""
+    if text is None:
+        raise ProtocolError(INVALID, "Frames must be JSON text, not binary.")
+    if len(text) > MAX_FRAME_CHARS:
+        raise ProtocolError(TOO_LONG, f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ProtocolError(INVALID, "The frame is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(INVALID, "The frame must be a JSON object.")
+    frame_type = data.get("type")
+    parser = PARSERS.get(frame_type) if isinstance(frame_type, str) else None
+    if parser is None:
+        raise ProtocolError(INVALID, f"Unknown frame type {frame_type!r}.")
+    return parser(data)
+
+
+def encode(frame):
+    """Return the JSON text of one server frame."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def _timestamp(value):
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def message_data(message):
+    """Return the wire form of a stored message."""
+    return {
+        "id": message.id,
+        "seq": message.seq,
+        "room": message.room.slug,
+        "author": message.author.username,
+        "body": message.body,
+        "created_at": _timestamp(message.created_at),
+        "edited_at": _timestamp(message.edited_at),
+        "client_id": message.client_id,
+    }
+
+
+def welcome_frame(*, room, user, messages, has_more):
+    """Build the frame a socket receives when it opens."""
+    return encode(
+        {
+            "type": "welcome",
+            "version": VERSION,
+            "room": {"slug": room.slug, "name": room.name},
+            "user": {"id": user.id, "username": user.username},
+            "messages": [message_data(message) for message in messages],
+            "has_more": has_more,
+        }
+    )
+
+
+def message_frame(message):
+    """Build the frame that carries one new message."""
+    return encode({"type": "message", "message": message_data(message)})
+
+
+def history_frame(messages, has_more):
+    """Build the answer to a history request."""
+    return encode({"type": "history", "messages": [message_data(m) for m in messages], "has_more": has_more})
+
+
+def error_frame(code, detail, client_id=None):
+    """Build an error frame, echoing the client id of the frame it answers."""
+    frame = {"type": "error", "code": code, "detail": detail}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return encode(frame)

@@ -1,0 +1,52 @@
+"""Parsing client frames and building server frames, without a database."""
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from chat import protocol
+
+
+def test_send_frame_parses_to_send():
+    frame = protocol.parse_client_frame('{"type": "send", "body": " hi ", "client_id": "c1", "room": "other"}')
+    # The body is stored as typed, and fields naming another room are ignored.
+    assert frame == protocol.Send(body=" hi ", client_id="c1")
+
+
+def test_history_frame_defaults_its_limit():
+    assert protocol.parse_client_frame('{"type": "history", "before": 9}') == protocol.History(before=9, limit=50)
+    assert protocol.parse_client_frame('{"type": "history", "after": 0, "limit": 100}') == protocol.History(
+        after=0, limit=100
+    )
+
+
+def test_body_of_exactly_the_limit_is_accepted():
+    body = "é" * protocol.MAX_BODY_LENGTH
+    assert protocol.parse_client_frame(json.dumps({"type": "send", "body": body})).body == body
+
+
+@pytest.mark.parametrize("text", [None, "", "nope", "null", "1", '{"type": null}'])
+def test_non_frames_are_invalid(text):
+    with pytest.raises(protocol.ProtocolError) as caught:
+        protocol.parse_client_frame(text)
+    assert caught.value.code == protocol.INVALID
+
+
+def test_error_frame_echoes_client_id_only_when_given():
+    assert json.loads(protocol.error_frame("empty", "The message is empty.")) == {
+        "type": "error", "code": "empty", "detail": "The message is empty."
+    }
+    assert json.loads(protocol.error_frame("empty", "x", "c1"))["client_id"] == "c1"
+
+
+def test_message_data_has_the_documented_fields():
+    message = SimpleNamespace(
+        id=7, seq=3, room=SimpleNamespace(slug="lobby"), author=SimpleNamespace(username="alice"),
+        body="<b>hi</b>", created_at=datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC), edited_at=None,
+        client_id=None,
+    )
+    assert protocol.message_data(message) == {
+        "id": 7, "seq": 3, "room": "lobby", "author": "alice", "body": "<b>hi</b>",
+        "created_at": "2026-01-02T03:04:05.600000Z", "edited_at": None, "client_id": None,
+    }

@@ -1,0 +1,44 @@
+"""Reads: history pages and the public room list."""
+import pytest
+
+from chat import selectors, services
+from chat.models import Message
+
+
+@pytest.fixture
+def room_with_messages(make_user):
+    alice = make_user("alice")
+    room = services.room_open(slug="lobby", user=alice)
+    for i in range(1, 8):
+        services.message_create(room=room, author=alice, body=f"m{i}")
+    return room
+
+
+def seqs(page):
+    messages, has_more = page
+    return [m.seq for m in messages], has_more
+
+
+def test_latest_page_is_oldest_first(room_with_messages):
+    assert seqs(selectors.message_list(room=room_with_messages, limit=3)) == ([5, 6, 7], True)
+    assert seqs(selectors.message_list(room=room_with_messages, limit=7)) == ([1, 2, 3, 4, 5, 6, 7], False)
+
+
+def test_before_and_after_pages(room_with_messages):
+    assert seqs(selectors.message_list(room=room_with_messages, before=5, limit=2)) == ([3, 4], True)
+    assert seqs(selectors.message_list(room=room_with_messages, before=3, limit=2)) == ([1, 2], False)
+    assert seqs(selectors.message_list(room=room_with_messages, after=2, limit=2)) == ([3, 4], True)
+    assert seqs(selectors.message_list(room=room_with_messages, after=5, limit=2)) == ([6, 7], False)
+    assert seqs(selectors.message_list(room=room_with_messages, after=7)) == ([], False)
+
+
+def test_deleted_messages_are_left_out(room_with_messages):
+    Message.objects.filter(seq=6).update(is_deleted=True)
+    assert seqs(selectors.message_list(room=room_with_messages, after=4)) == ([5, 7], False)
+
+
+def test_public_rooms_carry_message_counts(room_with_messages, make_user):
+    services.room_open(slug="quiet", user=make_user())
+    rooms = {room.slug: room for room in selectors.room_list_public()}
+    assert rooms["lobby"].message_count == 7 and rooms["quiet"].message_count == 0
+    assert list(rooms) == ["lobby", "quiet"]

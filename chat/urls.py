@@ -1,0 +1,10 @@
+"""URLs of the chat pages."""
+from django.urls import path
+
+from chat import views
+
+app_name = "chat"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("chat/<str:slug>/", views.room, name="room"),
+]
