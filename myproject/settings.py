@@ -4,6 +4,7 @@ Every setting has a safe development default; see the README's settings table.
 """
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -97,13 +98,53 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# daphne closes every websocket after this many seconds (deploy/ passes it as
+# --websocket_timeout); a group membership must outlive its socket, or a
+# long-lived socket silently stops receiving its room.
+DAPHNE_WEBSOCKET_TIMEOUT = int(os.environ.get("DAPHNE_WEBSOCKET_TIMEOUT", "86400"))
+
+
+def redis_layer_host(url):
+    """Return the channels-redis host entry for `url`, through Sentinel when REDIS_SENTINELS is set."""
+    # redis-py's pool allows 100 connections by default, which a busy process
+    # exhausts (handshakes then fail with HTTP 500).
+    host = {"max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000"))}
+    sentinels = env_list("REDIS_SENTINELS")
+    if not sentinels:
+        return {"address": url, **host}
+    parsed = urlsplit(url)
+    host.update(
+        master_name=os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
+        sentinels=[(name, int(port)) for name, _, port in (item.rpartition(":") for item in sentinels)],
+        db=int(parsed.path.strip("/") or 0),
+        username=parsed.username,
+        password=parsed.password,
+        ssl=parsed.scheme == "rediss",
+    )
+    return host
+
+
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL}]},
+    # pubsub publishes once per room message and each process fans out
+    # locally; the measurement in bench/layer_fanout.py (README) chose it.
+    CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER", "pubsub")
+    if CHANNEL_LAYER_BACKEND == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                # Subscriptions live as long as the socket: no group expiry to set.
+                "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)]},
+            }
         }
-    }
+    elif CHANNEL_LAYER_BACKEND == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "group_expiry": DAPHNE_WEBSOCKET_TIMEOUT},
+            }
+        }
+    else:
+        raise ImproperlyConfigured("CHANNEL_LAYER must be 'pubsub' or 'core'.")
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -127,6 +168,38 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# Hashed, compressed files need `collectstatic`, which neither `make run` nor
+# the test suite runs (pytest sets PYTEST_VERSION), so only production uses them.
+STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=not DEBUG and "PYTEST_VERSION" not in os.environ)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# HTTPS: all off by default so that plain-HTTP development and tests work;
+# deploy/chat.env.example turns them on (README, "Running in production").
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+# Load balancers poll the health check over plain HTTP, straight at daphne.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES")
+if env_bool("SECURE_PROXY_SSL_HEADER"):
+    # Only behind a proxy that overwrites this header (deploy/nginx.conf does).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "chat.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

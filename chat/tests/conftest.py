@@ -1,5 +1,7 @@
-"""Fixtures shared by the chat tests: users, logged-in sockets."""
+"""Fixtures shared by the chat tests: users, logged-in sockets, real servers."""
 import itertools
+import os
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from channels.db import database_sync_to_async
@@ -66,3 +68,57 @@ def redis_server(tmp_path_factory):
         yield f"redis://127.0.0.1:{server.port}/0"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_database(tmp_path_factory):
+    """Yield the URL of a migrated database the real server processes of a test session share.
+
+    A SQLite file by default; a fresh database on the same server when DATABASE_URL is PostgreSQL.
+    """
+    from chat.tests.servers import manage, project_env
+
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url.startswith(("postgres://", "postgresql://")):
+        url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'db.sqlite3'}"
+        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
+        yield url
+        return
+    import psycopg
+
+    name = f"chat_live_{os.getpid()}"
+    admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
+        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["memory", "redis"])
+def presence_backend(request, settings):
+    """Run a test once with in-process presence and once with presence in a real Redis."""
+    if request.param == "memory":
+        settings.CHAT_PRESENCE_BACKEND = "chat.presence.MemoryPresence"
+    else:
+        import redis
+
+        url = request.getfixturevalue("redis_server")
+        redis.Redis.from_url(url).flushdb()
+        settings.CHAT_PRESENCE_BACKEND = "chat.presence.RedisPresence"
+        settings.REDIS_URL = url
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def fresh_presence():
+    """Give every test its own presence store, so that no one stays online across tests."""
+    from chat.presence import _presence
+
+    _presence.cache_clear()
+    yield
+    _presence.cache_clear()

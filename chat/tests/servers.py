@@ -1,12 +1,22 @@
 """Start and stop the real servers some tests need: redis-server, daphne, nginx."""
+import asyncio
+import http.cookiejar
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import pytest
+import websockets.asyncio.client
 
 
 def free_port():
@@ -82,3 +92,113 @@ def start_redis(tmp_path):
     args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", str(tmp_path)]
     return Server(args, port, log_path=tmp_path / "redis.log").start()
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+PASSWORD = "pw-for-live-tests-42"
+
+
+def project_env(**overrides):
+    """Return this process's environment for a project subprocess, with `overrides` (None removes)."""
+    env = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "REDIS_URL", "DATABASE_URL"}}
+    env.setdefault("SECRET_KEY", "insecure-key-for-tests-only")
+    # Whatever a proxy variable says, these tests talk to 127.0.0.1 only.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+def manage(*args, env, timeout=120):
+    """Run `manage.py args` in a subprocess and return its output; raise with the output on failure."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} exited with {result.returncode}:\n{result.stdout}{result.stderr}")
+    return result.stdout + result.stderr
+
+
+def users_create(usernames, *, env):
+    """Create users with PASSWORD in the database `env` points to."""
+    code = (
+        "from django.contrib.auth import get_user_model\n"
+        f"for name in {list(usernames)!r}:\n"
+        f"    get_user_model().objects.create_user(name, password={PASSWORD!r})\n"
+    )
+    manage("shell", "-c", code, env=env)
+
+
+def start_daphne(tmp_path, *, env, name="daphne"):
+    """Start one daphne process serving the project on a free port, logging to tmp_path/<name>.log."""
+    port = free_port()
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "myproject.asgi:application"]
+    return Server(args, port, env=env, cwd=PROJECT_DIR, log_path=tmp_path / f"{name}.log").start()
+
+
+def start_nginx(config_path, prefix, port):
+    """Start nginx with `config_path` (pid, logs and temp files under `prefix`), listening on `port`."""
+    binary = require_binary("nginx")
+    args = [binary, "-c", str(config_path), "-p", str(prefix), "-g", "daemon off;"]
+    return Server(args, port, cwd=prefix, log_path=Path(prefix) / "nginx.out").start()
+
+
+class WebClient:
+    """A browser stand-in: keeps cookies, logs in through the real login form, opens chat sockets."""
+
+    def __init__(self, base_url, ssl_context=None):
+        self.base_url = base_url.rstrip("/")
+        self.ssl_context = ssl_context
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            urllib.request.HTTPSHandler(context=ssl_context),
+            urllib.request.HTTPCookieProcessor(self.cookies),
+        )
+
+    def request(self, path, data=None, headers=None):
+        """Return (status, body text) of a GET, or a form POST when `data` is given."""
+        body = urllib.parse.urlencode(data).encode() if data is not None else None
+        request = urllib.request.Request(self.base_url + path, data=body, headers=headers or {})
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def cookie(self, name):
+        return next((cookie.value for cookie in self.cookies if cookie.name == name), None)
+
+    def login(self, username, password=PASSWORD):
+        """Log in through /accounts/login/ like a browser: GET the form, POST it back with its CSRF token."""
+        status, page = self.request("/accounts/login/")
+        assert status == 200, page
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        # Over HTTPS Django also checks that the post comes from this very origin.
+        headers = {"Referer": f"{self.base_url}/accounts/login/", "Origin": self.base_url}
+        status, page = self.request(
+            "/accounts/login/", {"username": username, "password": password, "csrfmiddlewaretoken": token}, headers
+        )
+        assert status == 200 and self.cookie("sessionid"), f"login of {username} failed ({status}):\n{page[:2000]}"
+        return self
+
+    def socket(self, slug, query=""):
+        """Return an unopened websocket connection to a room, carrying this client's session."""
+        url = self.base_url.replace("http", "ws", 1) + f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
+        return websockets.asyncio.client.connect(
+            url, origin=self.base_url, additional_headers={"Cookie": f"sessionid={self.cookie('sessionid')}"},
+            ssl=self.ssl_context if url.startswith("wss") else None, proxy=None, open_timeout=10,
+        )
+
+
+async def frame_of(socket, *types, timeout=10.0):
+    """Return the next frame of one of `types` from a websockets connection, skipping other kinds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await socket.recv())
+            if frame["type"] in types:
+                return frame
