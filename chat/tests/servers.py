@@ -133,10 +133,11 @@ def users_create(usernames, *, env):
     manage("shell", "-c", code, env=env)
 
 
-def start_daphne(tmp_path, *, env, name="daphne"):
-    """Start one daphne process serving the project on a free port, logging to tmp_path/<name>.log."""
+def start_daphne(tmp_path, *, env, name="daphne", options=()):
+    """Start one daphne process serving the project on a free port, logging (with access lines) to tmp_path/<name>.log."""
     port = free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "myproject.asgi:application"]
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-", *options,
+            "myproject.asgi:application"]
     return Server(args, port, env=env, cwd=PROJECT_DIR, log_path=tmp_path / f"{name}.log").start()
 
 

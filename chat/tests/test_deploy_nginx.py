@@ -1,0 +1,150 @@
+"""deploy/nginx.conf, run by a real nginx over TLS in front of two real daphne processes with production settings."""
+import http.client
+import json
+import os
+import shlex
+import ssl
+import subprocess
+
+import pytest
+
+from chat.tests.servers import (
+    PROJECT_DIR, WebClient, frame_of, free_port, manage, project_env, require_binary, start_daphne, start_nginx,
+    users_create,
+)
+
+pytestmark = [pytest.mark.timeout(120)]
+SITE_CONFIG = PROJECT_DIR / "deploy" / "nginx.conf"
+UNIT = PROJECT_DIR / "deploy" / "chat@.service"
+
+
+def unit_daphne_options():
+    """Return the daphne options of deploy/chat@.service's ExecStart, less the address, port and application."""
+    exec_start = next(line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart="))
+    _, *options, app = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert app == "myproject.asgi:application"
+    for flag, value in (("-b", "127.0.0.1"), ("-p", "%i")):
+        at = options.index(flag)
+        assert options[at + 1] == value, exec_start
+        del options[at:at + 2]
+    return options
+
+
+def render_site(*, http_port, https_port, daphne_ports, cert, key):
+    """Return deploy/nginx.conf with its ports and certificate paths replaced; fail if a line to replace moved."""
+    text = SITE_CONFIG.read_text()
+    replacements = {
+        "server 127.0.0.1:8001;": f"server 127.0.0.1:{daphne_ports[0]};",
+        "server 127.0.0.1:8002;": f"server 127.0.0.1:{daphne_ports[1]};",
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
+        "/etc/letsencrypt/live/chat.example.com/fullchain.pem": str(cert),
+        "/etc/letsencrypt/live/chat.example.com/privkey.pem": str(key),
+    }
+    for old, new in replacements.items():
+        assert text.count(old) == 1, f"deploy/nginx.conf no longer has exactly one {old!r}; update this test"
+        text = text.replace(old, new)
+    return text
+
+
+def main_config(prefix, site):
+    """Return an nginx.conf that keeps pid, logs and temp files under `prefix` and includes `site`."""
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/temp/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    # A root master hands requests to an unprivileged worker that could not read the test's private tmp dir.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return (
+        f"{user}worker_processes 1;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log info;\n"
+        f"events {{ worker_connections 256; }}\n"
+        f"http {{\n    access_log {prefix}/access.log;\n{temp}\n    include {site};\n}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, redis_server, live_database):
+    """Run nginx with deploy/nginx.conf in front of two production-configured daphnes; yield (https, http) URLs."""
+    nginx = require_binary("nginx")
+    prefix = tmp_path_factory.mktemp("nginx")
+    print(f"nginx and daphne logs in {prefix}")
+    (prefix / "temp").mkdir()
+    cert, key = prefix / "cert.pem", prefix / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+    )
+    env = project_env(
+        REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1",
+        SECURE_PROXY_SSL_HEADER=1, SECURE_SSL_REDIRECT=1, SECURE_COOKIES=1,
+        STATIC_MANIFEST=1, STATIC_ROOT=prefix / "static",
+    )
+    manage("collectstatic", "--noinput", env=env)
+    users_create(["nia", "noa"], env=env)
+    servers = []
+    try:
+        servers += [start_daphne(prefix, env=env, name=f"daphne-{n}", options=unit_daphne_options()) for n in (1, 2)]
+        http_port, https_port = free_port(), free_port()
+        (prefix / "chat.conf").write_text(render_site(
+            http_port=http_port, https_port=https_port, daphne_ports=[s.port for s in servers], cert=cert, key=key
+        ))
+        (prefix / "nginx.conf").write_text(main_config(prefix, prefix / "chat.conf"))
+        subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], check=True, capture_output=True)
+        servers.append(start_nginx(prefix / "nginx.conf", prefix, https_port))
+        yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
+               "daphne_logs": [prefix / "daphne-1.log", prefix / "daphne-2.log"]}
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+def insecure_tls():
+    """Return a client TLS context that accepts the test's self-signed certificate."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def test_plain_http_redirects_to_https(site):
+    connection = http.client.HTTPConnection(site["http"].removeprefix("http://"), timeout=10)
+    try:
+        connection.request("GET", "/accounts/login/?next=/", headers={"Host": "chat.example.com"})
+        response = connection.getresponse()
+    finally:
+        connection.close()
+    assert response.status == 301
+    assert response.getheader("Location") == "https://chat.example.com/accounts/login/?next=/"
+
+
+def test_health_static_and_pages_through_nginx(site):
+    client = WebClient(site["https"], insecure_tls())
+    status, body = client.request("/healthz")
+    assert (status, json.loads(body)["status"]) == (200, "ok")
+    status, page = client.request("/accounts/login/")
+    assert status == 200
+    stylesheet = page.split('href="/static/', 1)[1].split('"', 1)[0]
+    # The manifest storage names files by content hash; WhiteNoise serves them from STATIC_ROOT.
+    assert stylesheet.count(".") >= 2, stylesheet
+    assert client.request(f"/static/{stylesheet}")[0] == 200
+
+
+async def test_chat_through_nginx_spreads_sockets_over_both_daphnes(site):
+    nia = WebClient(site["https"], insecure_tls()).login("nia")
+    noa = WebClient(site["https"], insecure_tls()).login("noa")
+    cookie = next(c for c in nia.cookies if c.name == "sessionid")
+    assert cookie.secure
+    # Round robin sends consecutive sockets to alternate daphnes.
+    async with nia.socket("through-nginx") as nia_1, noa.socket("through-nginx") as noa_1, \
+            nia.socket("through-nginx") as nia_2, noa.socket("through-nginx") as noa_2:
+        sockets = [nia_1, noa_1, nia_2, noa_2]
+        for socket in sockets:
+            await frame_of(socket, "welcome")
+        await nia_1.send(json.dumps({"type": "send", "body": "hello through nginx", "client_id": "n1"}))
+        await noa_2.send(json.dumps({"type": "send", "body": "hello back", "client_id": "n2"}))
+        seen = [[(await frame_of(socket, "message"))["message"] for _ in range(2)] for socket in sockets]
+    # Both sends race, so either may come first; every socket must see the same order.
+    orders = {tuple((m["seq"], m["author"], m["body"]) for m in messages) for messages in seen}
+    assert len(orders) == 1
+    (order,) = orders
+    assert [seq for seq, _, _ in order] == [1, 2]
+    assert {(author, body) for _, author, body in order} == {("nia", "hello through nginx"), ("noa", "hello back")}
+    for log in site["daphne_logs"]:
+        assert "WSCONNECT /ws/chat/through-nginx/" in log.read_text(), f"{log.name} served no socket"
