@@ -1,21 +1,25 @@
 """The chat socket: authenticate, join the room, translate frames to services and back."""
+import asyncio
 import logging
 import re
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DatabaseError
 
 from chat import protocol, selectors, services
-from chat.broadcast import room_group
+from chat.broadcast import room_group, room_send, user_group
+from chat.presence import get_presence
 
 logger = logging.getLogger(__name__)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room = None
+    heartbeat = None
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -24,7 +28,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             after = _query_after(self.scope)
-            self.room = await database_sync_to_async(services.room_open)(
+            self.room, membership = await database_sync_to_async(services.room_open)(
                 slug=self.scope["url_route"]["kwargs"]["slug"], user=self.user
             )
         except (ValueError, ValidationError, PermissionDenied):
@@ -34,6 +38,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Join before reading so that nothing committed in between is missed;
         # live frames already covered by the welcome are dropped in room_frame.
         await self.channel_layer.group_add(room_group(self.room.pk), self.channel_name)
+        await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
+        await self.presence_refresh()
         if after is None:
             messages, has_more = await database_sync_to_async(selectors.message_list)(room=self.room)
         else:
@@ -43,25 +49,43 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.seen_seq = messages[-1].seq if messages else (after or 0)
         await self.accept()
         await self.send(
-            text_data=protocol.welcome_frame(room=self.room, user=self.user, messages=messages, has_more=has_more)
+            text_data=protocol.welcome_frame(
+                room=self.room, user=self.user, messages=messages, has_more=has_more,
+                online=await get_presence().online(self.room.pk), last_read_seq=membership.last_read_seq,
+            )
         )
+        self.heartbeat = asyncio.create_task(self.presence_heartbeat())
 
     async def disconnect(self, code):
-        if self.room is not None:
-            await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        if self.room is None:
+            return
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
+            await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
             frame = protocol.parse_client_frame(text_data)
         except protocol.ProtocolError as error:
-            await self.send(text_data=protocol.error_frame(error.code, error.detail, error.client_id))
+            await self.send_error(error.code, error.detail, error.client_id)
             return
+        client_id = getattr(frame, "client_id", None)
         try:
             await self.handlers[type(frame)](self, frame)
+        except ObjectDoesNotExist:
+            await self.send_error(protocol.NOT_FOUND, "No such message in this room.", client_id)
+        except PermissionDenied as error:
+            await self.send_error(protocol.FORBIDDEN, str(error), client_id)
         except DatabaseError:
             logger.exception("database error in room %s for user %s", self.room.slug, self.user.username)
             detail = "The server could not store or read that; nothing was saved. Try again."
-            await self.send(text_data=protocol.error_frame(protocol.UNAVAILABLE, detail, getattr(frame, "client_id", None)))
+            await self.send_error(protocol.UNAVAILABLE, detail, client_id)
+
+    async def send_error(self, code, detail, client_id=None):
+        await self.send(text_data=protocol.error_frame(code, detail, client_id))
 
     async def on_send(self, frame):
         message, created = await database_sync_to_async(services.message_create)(
@@ -76,13 +100,62 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send(text_data=protocol.history_frame(messages, has_more))
 
-    handlers = {protocol.Send: on_send, protocol.History: on_history}
+    async def on_edit(self, frame):
+        await database_sync_to_async(services.message_edit)(
+            room=self.room, actor=self.user, message_id=frame.id, body=frame.body
+        )
+
+    async def on_delete(self, frame):
+        await database_sync_to_async(services.message_delete)(room=self.room, actor=self.user, message_id=frame.id)
+
+    async def on_typing(self, frame):
+        await room_send(self.room.pk, protocol.typing_frame(self.user.username), skip_user=self.user.pk)
+
+    async def on_read(self, frame):
+        await database_sync_to_async(services.membership_read)(room=self.room, user=self.user, seq=frame.seq)
+
+    handlers = {
+        protocol.Send: on_send,
+        protocol.History: on_history,
+        protocol.Edit: on_edit,
+        protocol.Delete: on_delete,
+        protocol.Typing: on_typing,
+        protocol.Read: on_read,
+    }
+
+    async def presence_refresh(self):
+        """Refresh this socket's presence entry, announcing the user if they were not online."""
+        if await get_presence().connect(self.room.pk, self.user.username, self.channel_name):
+            await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
+
+    async def presence_heartbeat(self):
+        """Keep this socket's presence alive, and announce users whose sockets died unseen."""
+        while True:
+            await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
+            try:
+                await self.presence_refresh()
+                for username in await get_presence().sweep(self.room.pk):
+                    await room_send(self.room.pk, protocol.leave_frame(username))
+            except Exception:
+                # A failed beat is retried on the next one; the entry outlives several beats.
+                logger.exception("presence heartbeat failed in room %s", self.room.slug)
 
     async def room_frame(self, event):
-        """Forward a room's encoded frame, skipping messages the welcome already carried."""
+        """Forward a room's encoded frame, skipping duplicates of the welcome and the user's own frames."""
+        if event.get("skip_user") == self.user.pk:
+            return
         if event.get("seq") is not None and event["seq"] <= self.seen_seq:
             return
         await self.send(text_data=event["text"])
+
+    async def user_frame(self, event):
+        """Forward an encoded frame meant for this user wherever they are."""
+        await self.send(text_data=event["text"])
+
+    async def room_removed(self, event):
+        """Close this socket when its user was removed from its room."""
+        if event["room_id"] == self.room.pk:
+            await self.close(code=protocol.CLOSE_REMOVED)
 
 
 def _query_after(scope):

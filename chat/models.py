@@ -19,6 +19,8 @@ class Room(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[validate_room_slug])
     name = models.CharField(max_length=100)
     is_private = models.BooleanField(default=False)
+    # A direct-message room: private, exactly two members, opened by /dm/<username>/.
+    is_direct = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -32,6 +34,13 @@ class Room(models.Model):
 
     def __str__(self):
         return self.slug
+
+    def title_for(self, user):
+        """Return the room's name as `user` sees it: the other person's name in a direct room."""
+        if self.is_direct:
+            others = [name for name in self.name.split(" & ") if name != user.username]
+            return others[0] if others else user.username
+        return self.name
 
 
 class Membership(models.Model):

@@ -16,6 +16,11 @@ INVALID = "invalid"
 EMPTY = "empty"
 TOO_LONG = "too_long"
 UNAVAILABLE = "unavailable"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not_found"
+
+# Close codes sent by the server (4000-4999 are the application's own).
+CLOSE_REMOVED = 4403
 
 
 class ProtocolError(Exception):
@@ -39,6 +44,27 @@ class History:
     before: int | None = None
     after: int | None = None
     limit: int = DEFAULT_PAGE
+
+
+@dataclass(frozen=True)
+class Edit:
+    id: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Delete:
+    id: int
+
+
+@dataclass(frozen=True)
+class Typing:
+    pass
+
+
+@dataclass(frozen=True)
+class Read:
+    seq: int
 
 
 def _is_int(value):
@@ -79,7 +105,7 @@ def parse_body(value):
 
 
 def parse_seq(value, field):
-    """Return a valid sequence number, or raise ProtocolError."""
+    """Return a valid sequence number (or id), or raise ProtocolError."""
     if not _is_int(value) or value < 0 or value > 2**63 - 1:
         raise ProtocolError(INVALID, f"'{field}' must be a non-negative integer.")
     return value
@@ -107,9 +133,17 @@ def _parse_history(data):
     return History(after=parse_seq(after, "after"), limit=limit)
 
 
+def _parse_edit(data):
+    return Edit(id=parse_seq(data.get("id"), "id"), body=parse_body(data.get("body")))
+
+
 PARSERS = {
     "send": _parse_send,
     "history": _parse_history,
+    "edit": _parse_edit,
+    "delete": lambda data: Delete(id=parse_seq(data.get("id"), "id")),
+    "typing": lambda data: Typing(),
+    "read": lambda data: Read(seq=parse_seq(data.get("seq"), "seq")),
 }
 
 
@@ -155,16 +189,18 @@ def message_data(message):
     }
 
 
-def welcome_frame(*, room, user, messages, has_more):
+def welcome_frame(*, room, user, messages, has_more, online, last_read_seq):
     """Build the frame a socket receives when it opens."""
     return encode(
         {
             "type": "welcome",
             "version": VERSION,
-            "room": {"slug": room.slug, "name": room.name},
+            "room": {"slug": room.slug, "name": room.name, "private": room.is_private},
             "user": {"id": user.id, "username": user.username},
             "messages": [message_data(message) for message in messages],
             "has_more": has_more,
+            "online": online,
+            "last_read_seq": last_read_seq,
         }
     )
 
@@ -172,6 +208,36 @@ def welcome_frame(*, room, user, messages, has_more):
 def message_frame(message):
     """Build the frame that carries one new message."""
     return encode({"type": "message", "message": message_data(message)})
+
+
+def message_edited_frame(message):
+    """Build the frame that carries an edited message."""
+    return encode({"type": "message_edited", "message": message_data(message)})
+
+
+def message_deleted_frame(message):
+    """Build the frame that says a message was deleted."""
+    return encode({"type": "message_deleted", "id": message.id, "seq": message.seq})
+
+
+def typing_frame(username):
+    """Build the frame that says a user is typing."""
+    return encode({"type": "typing", "user": username})
+
+
+def join_frame(username):
+    """Build the frame that says a user came online in the room."""
+    return encode({"type": "join", "user": username})
+
+
+def leave_frame(username):
+    """Build the frame that says a user's last socket in the room closed."""
+    return encode({"type": "leave", "user": username})
+
+
+def notification_frame(message):
+    """Build the frame that tells a mentioned user about a message, wherever they are."""
+    return encode({"type": "notification", "room": message.room.slug, "message": message_data(message)})
 
 
 def history_frame(messages, has_more):

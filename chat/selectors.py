@@ -1,17 +1,36 @@
 """Reads: rooms and messages as the pages and sockets see them."""
 from django.db.models import Count, F, Q
 
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from chat.protocol import DEFAULT_PAGE
 
 
-def room_list_public():
-    """Return the public rooms, most recently active first, with their message counts."""
+def room_list_for_user(user):
+    """Return the user's memberships, most recently active room first, each with its `unread` count."""
+    unread = Q(
+        room__messages__seq__gt=F("last_read_seq"), room__messages__is_deleted=False
+    ) & ~Q(room__messages__author=user)
     return (
-        Room.objects.filter(is_private=False)
-        .annotate(message_count=Count("messages", filter=Q(messages__is_deleted=False)))
-        .order_by(F("last_message_at").desc(nulls_last=True), "slug")
+        Membership.objects.filter(user=user)
+        .select_related("room")
+        .annotate(unread=Count("room__messages", filter=unread))
+        .order_by(F("room__last_message_at").desc(nulls_last=True), "room__slug")
     )
+
+
+def room_list_public(*, exclude_user=None):
+    """Return the public rooms, most recently active first, with their message counts."""
+    rooms = Room.objects.filter(is_private=False)
+    if exclude_user is not None:
+        rooms = rooms.exclude(memberships__user=exclude_user)
+    return rooms.annotate(message_count=Count("messages", filter=Q(messages__is_deleted=False))).order_by(
+        F("last_message_at").desc(nulls_last=True), "slug"
+    )
+
+
+def room_member_names(room):
+    """Return the usernames of a room's members, sorted."""
+    return list(room.memberships.order_by("user__username").values_list("user__username", flat=True))
 
 
 def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):

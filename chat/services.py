@@ -1,19 +1,61 @@
-"""Writes: every change to rooms and messages, each broadcast after it commits."""
+"""Writes: every change to rooms, members and messages, each broadcast after it commits.
+
+Each function checks access and input, writes, and sends the resulting frames.
+Refusals raise PermissionDenied (not allowed), ObjectDoesNotExist (no such
+thing for this user) or ValidationError (bad input); nothing is changed then.
+"""
+import re
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from chat import protocol
-from chat.broadcast import room_send_on_commit
+from chat.broadcast import room_send_on_commit, user_event_on_commit
+from chat.mentions import mentioned_usernames
 from chat.models import Membership, Message, Room, validate_room_slug
+
+DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 
 
 @transaction.atomic
-def room_open(*, slug, user, name=None):
-    """Return the room named by `slug`, creating a public one if it does not exist, and join `user` to it."""
+def room_open(*, slug, user, name=None, private=False):
+    """Return (room, membership) for `slug`, creating the room if it does not exist.
+
+    Anyone may open and join a public room; a private room only lets its members in.
+    """
     validate_room_slug(slug)
-    room, _ = Room.objects.get_or_create(slug=slug, defaults={"name": name or slug, "created_by": user})
-    Membership.objects.get_or_create(room=room, user=user)
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        if DIRECT_SLUG.fullmatch(slug):
+            raise ValidationError("Names like dm-1-2 are kept for direct messages.", code="reserved")
+        room, created = Room.objects.get_or_create(
+            slug=slug, defaults={"name": name or slug, "created_by": user, "is_private": private}
+        )
+        if created:
+            return room, Membership.objects.create(room=room, user=user)
+    if room.is_private:
+        membership = Membership.objects.filter(room=room, user=user).first()
+        if membership is None:
+            raise PermissionDenied("This room is private.")
+        return room, membership
+    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    return room, membership
+
+
+@transaction.atomic
+def room_open_direct(*, user, username):
+    """Return the private two-person room of `user` and `username`, creating it once."""
+    other = get_user_model().objects.get(username=username, is_active=True)
+    low, high = sorted([user, other], key=lambda u: u.pk)
+    room, created = Room.objects.get_or_create(
+        slug=f"dm-{low.pk}-{high.pk}",
+        defaults={"name": f"{low.username} & {high.username}", "is_private": True, "is_direct": True},
+    )
+    for member in {low, high}:
+        Membership.objects.get_or_create(room=room, user=member)
     return room
 
 
@@ -22,6 +64,40 @@ def room_slug_from_name(name):
     slug = "-".join(name.strip().lower().split())
     validate_room_slug(slug)
     return slug
+
+
+def _check_room_admin(room, actor):
+    if not room.is_private or room.is_direct:
+        raise PermissionDenied("Only private rooms have a member list to manage.")
+    if room.created_by_id != actor.pk:
+        raise PermissionDenied("Only the room's creator manages its members.")
+
+
+@transaction.atomic
+def membership_add(*, room, actor, username):
+    """Add the user named `username` to a private room; only its creator may."""
+    _check_room_admin(room, actor)
+    user = get_user_model().objects.get(username=username, is_active=True)
+    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, room, actor, username):
+    """Remove a member from a private room and close their sockets to it; only its creator may."""
+    _check_room_admin(room, actor)
+    membership = Membership.objects.select_related("user").get(room=room, user__username=username)
+    if membership.user_id == room.created_by_id:
+        raise PermissionDenied("The creator cannot be removed from their room.")
+    membership.delete()
+    user_event_on_commit(membership.user_id, {"type": "room.removed", "room_id": room.pk})
+
+
+def membership_read(*, room, user, seq):
+    """Move the user's read marker forward to `seq` (never back, never past the last message)."""
+    last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    target = min(seq, last_seq)
+    Membership.objects.filter(room=room, user=user, last_read_seq__lt=target).update(last_read_seq=target)
 
 
 def message_create(*, room, author, body, client_id=None):
@@ -41,10 +117,9 @@ def message_create(*, room, author, body, client_id=None):
             # gap-free and seq order is commit order.
             Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1, last_message_at=now)
             seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
-            message = Message.objects.create(
-                room=room, author=author, seq=seq, body=body, client_id=client_id
-            )
+            message = Message.objects.create(room=room, author=author, seq=seq, body=body, client_id=client_id)
             room_send_on_commit(room.pk, protocol.message_frame(message), seq=seq)
+            _notify_mentioned(message)
     except IntegrityError:
         # A concurrent retry with the same client_id won the race.
         existing = client_id and _message_by_client_id(room, author, client_id)
@@ -54,6 +129,46 @@ def message_create(*, room, author, body, client_id=None):
     return message, True
 
 
+def _notify_mentioned(message):
+    names = mentioned_usernames(message.body)
+    if not names:
+        return
+    mentioned = Membership.objects.filter(room=message.room, user__username__in=names).exclude(user=message.author)
+    frame = protocol.notification_frame(message)
+    for user_id in mentioned.values_list("user_id", flat=True):
+        user_event_on_commit(user_id, {"type": "user.frame", "text": frame})
+
+
 def _message_by_client_id(room, author, client_id):
     return Message.objects.select_related("author", "room").filter(room=room, author=author, client_id=client_id).first()
 
+
+def _message_for_change(room, message_id):
+    return Message.objects.select_for_update().select_related("author", "room").get(
+        room=room, pk=message_id, is_deleted=False
+    )
+
+
+@transaction.atomic
+def message_edit(*, room, actor, message_id, body):
+    """Change the body of a message; only its author may."""
+    message = _message_for_change(room, message_id)
+    if message.author_id != actor.pk:
+        raise PermissionDenied("Only the author may edit a message.")
+    message.body = body
+    message.edited_at = timezone.now()
+    message.save(update_fields=["body", "edited_at"])
+    room_send_on_commit(room.pk, protocol.message_edited_frame(message))
+    return message
+
+
+@transaction.atomic
+def message_delete(*, room, actor, message_id):
+    """Delete a message, keeping its row so that seqs stay gap-free; its author or staff may."""
+    message = _message_for_change(room, message_id)
+    if message.author_id != actor.pk and not actor.is_staff:
+        raise PermissionDenied("Only the author or staff may delete a message.")
+    message.is_deleted = True
+    message.save(update_fields=["is_deleted"])
+    room_send_on_commit(room.pk, protocol.message_deleted_frame(message))
+    return message

@@ -7,4 +7,6 @@ app_name = "chat"
 urlpatterns = [
     path("", views.index, name="index"),
     path("chat/<str:slug>/", views.room, name="room"),
+    path("chat/<str:slug>/members/", views.members, name="members"),
+    path("dm/<str:username>/", views.direct, name="direct"),
 ]

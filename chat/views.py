@@ -1,12 +1,16 @@
 """Thin pages over the chat services and selectors."""
+from asgiref.sync import async_to_sync
+from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from chat import selectors, services
-from chat.forms import RoomOpenForm
+from chat.forms import MemberForm, RoomOpenForm
+from chat.presence import get_presence
 
 
 def signup(request):
@@ -21,30 +25,94 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _error(request, message, status):
+    return render(request, "chat/error.html", {"message": message}, status=status)
+
+
 @login_required
 def index(request):
-    """List the public rooms and open a room by name."""
+    """List the user's rooms and the public ones, and open or create a room by name."""
     form = RoomOpenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        return redirect("chat:room", slug=form.cleaned_data["name"])
-    context = {"form": form, "public_rooms": selectors.room_list_public()}
+        try:
+            services.room_open(
+                slug=form.cleaned_data["slug"], user=request.user,
+                name=form.cleaned_data["name"], private=form.cleaned_data["private"],
+            )
+            return redirect("chat:room", slug=form.cleaned_data["slug"])
+        except (ValidationError, PermissionDenied) as error:
+            form.add_error("name", error.messages if isinstance(error, ValidationError) else str(error))
+    memberships = list(selectors.room_list_for_user(request.user))
+    public_rooms = list(selectors.room_list_public(exclude_user=request.user))
+    online = async_to_sync(get_presence().online_counts)(
+        [m.room_id for m in memberships] + [room.pk for room in public_rooms]
+    )
+    for membership in memberships:
+        membership.title = membership.room.title_for(request.user)
+        membership.online = online[membership.room_id]
+    for room in public_rooms:
+        room.online = online[room.pk]
+    context = {"form": form, "memberships": memberships, "public_rooms": public_rooms}
     return render(request, "chat/index.html", context, status=400 if form.errors else 200)
 
 
 @login_required
 def room(request, slug):
-    """Show a room, creating it when it is public and new."""
+    """Show a room, creating it when it is public and new; private rooms admit members only."""
     try:
-        room = services.room_open(slug=slug, user=request.user)
+        room, membership = services.room_open(slug=slug, user=request.user)
     except ValidationError as error:
-        return render(request, "chat/error.html", {"message": " ".join(error.messages)}, status=400)
+        return _error(request, " ".join(error.messages), 400)
+    except PermissionDenied as error:
+        return _error(request, str(error), 403)
+    can_manage = room.is_private and not room.is_direct and room.created_by_id == request.user.pk
     config = {
         "slug": room.slug,
-        "name": room.name,
+        "name": room.title_for(request.user),
         "username": request.user.username,
         "userId": request.user.pk,
         "wsPath": f"/ws/chat/{room.slug}/",
+        "lastReadSeq": membership.last_read_seq,
+        "isStaff": request.user.is_staff,
     }
-    return render(request, "chat/room.html", {"room": room, "room_config": config})
+    context = {
+        "room": room,
+        "title": room.title_for(request.user),
+        "room_config": config,
+        "members": selectors.room_member_names(room) if room.is_private else None,
+        "member_form": MemberForm() if can_manage else None,
+    }
+    return render(request, "chat/room.html", context)
 
 
+@login_required
+def direct(request, username):
+    """Open the direct-message room with another user."""
+    try:
+        room = services.room_open_direct(user=request.user, username=username)
+    except ObjectDoesNotExist:
+        return _error(request, f"There is no user called {username!r}.", 404)
+    return redirect("chat:room", slug=room.slug)
+
+
+@login_required
+@require_POST
+def members(request, slug):
+    """Add or remove a member of a private room, for its creator."""
+    form = MemberForm(request.POST)
+    try:
+        room, _ = services.room_open(slug=slug, user=request.user)
+        if not form.is_valid():
+            raise ValidationError("Give a username and choose add or remove.")
+        change = services.membership_add if form.cleaned_data["action"] == "add" else services.membership_remove
+        change(room=room, actor=request.user, username=form.cleaned_data["username"])
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages), 400)
+    except PermissionDenied as error:
+        return _error(request, str(error), 403)
+    except ObjectDoesNotExist:
+        messages.error(request, f"No member or user called {form.cleaned_data['username']!r}.")
+    else:
+        verb = "added to" if form.cleaned_data["action"] == "add" else "removed from"
+        messages.success(request, f"{form.cleaned_data['username']} was {verb} the room.")
+    return redirect("chat:room", slug=room.slug)

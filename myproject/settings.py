@@ -203,3 +203,12 @@ LOGGING = {
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Chat behaviour.
+# Presence: each socket refreshes its entry every HEARTBEAT seconds; an entry
+# not refreshed for TTL seconds (a process that died) counts as gone.
+CHAT_PRESENCE_BACKEND = os.environ.get(
+    "CHAT_PRESENCE_BACKEND", "chat.presence.RedisPresence" if REDIS_URL else "chat.presence.MemoryPresence"
+)
+CHAT_PRESENCE_HEARTBEAT = float(os.environ.get("CHAT_PRESENCE_HEARTBEAT", "15"))
+CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "45"))

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 @database_sync_to_async
 def post(slug, author, count, prefix="m"):
-    room = services.room_open(slug=slug, user=author)
+    room, _ = services.room_open(slug=slug, user=author)
     return [services.message_create(room=room, author=author, body=f"{prefix}{i}")[0] for i in range(1, count + 1)]
 
 
@@ -54,7 +54,8 @@ async def test_welcome_describes_room_user_and_latest_messages(connect, make_use
     socket = await connect(alice)
     welcome = socket.welcome
     assert welcome["type"] == "welcome"
-    assert welcome["room"] == {"slug": "lobby", "name": "lobby"}
+    assert welcome["room"] == {"slug": "lobby", "name": "lobby", "private": False}
+    assert welcome["online"] == ["alice"] and welcome["last_read_seq"] == 0
     assert welcome["user"] == {"id": alice.id, "username": "alice"}
     assert [m["seq"] for m in welcome["messages"]] == list(range(6, 56))
     assert welcome["has_more"] is True
@@ -68,6 +69,7 @@ async def test_two_users_receive_each_others_messages_in_order(connect, make_use
     bob = await database_sync_to_async(make_user)("bob")
     a = await connect(alice)
     b = await connect(bob)
+    assert await a.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
     received = {a: [], b: []}
     # Each sender waits for its own echo, so the three messages have one true order.
     for sender, frame in [
@@ -93,6 +95,7 @@ async def test_repeated_client_id_stores_once_and_answers_the_sender_only(connec
     bob = await database_sync_to_async(make_user)("bob")
     a = await connect(alice)
     b = await connect(bob)
+    assert await a.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
     await a.send_json_to({"type": "send", "body": "once", "client_id": "retry-me"})
     original = (await a.receive_json_from(timeout=5))["message"]
     assert (await b.receive_json_from(timeout=5))["message"] == original
@@ -107,6 +110,7 @@ async def test_the_same_client_id_from_another_user_is_a_new_message(connect, ma
     bob = await database_sync_to_async(make_user)("bob")
     a = await connect(alice)
     b = await connect(bob)
+    assert await a.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
     await a.send_json_to({"type": "send", "body": "from alice", "client_id": "same"})
     await b.send_json_to({"type": "send", "body": "from bob", "client_id": "same"})
     bodies = {(await a.receive_json_from(timeout=5))["message"]["body"] for _ in range(2)}
@@ -246,3 +250,184 @@ async def test_live_frame_already_in_the_welcome_is_not_sent_twice(connect, make
     assert await socket.receive_nothing(timeout=0.2)
     await layer.group_send(group, {"type": ROOM_FRAME, "text": '{"type":"message"}', "seq": 4})
     assert await socket.receive_from(timeout=5) == '{"type":"message"}'
+
+
+# Room life: private rooms, edit and delete, typing, presence, read markers, mentions.
+
+
+@database_sync_to_async
+def private_room(slug, creator, *members):
+    room, _ = services.room_open(slug=slug, user=creator, private=True)
+    for member in members:
+        services.membership_add(room=room, actor=creator, username=member.username)
+    return room
+
+
+async def users(make_user, *names):
+    return [await database_sync_to_async(make_user)(name) for name in names]
+
+
+async def test_non_member_is_refused_on_a_private_room(connect, make_user):
+    alice, bob, eve = await users(make_user, "alice", "bob", "eve")
+    await private_room("secret", alice, bob)
+    assert (await connect(bob, slug="secret")).connected
+    assert not (await connect(eve, slug="secret")).connected
+
+
+async def test_removing_a_member_closes_their_socket_at_once(connect, make_user):
+    alice, bob = await users(make_user, "alice", "bob")
+    room = await private_room("secret", alice, bob)
+    a = await connect(alice, slug="secret")
+    b = await connect(bob, slug="secret")
+    elsewhere = await connect(bob, slug="lobby")
+    await database_sync_to_async(services.membership_remove)(room=room, actor=alice, username="bob")
+    assert await b.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+    b.connected = False
+    assert await a.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
+    assert await elsewhere.receive_nothing(timeout=0.2)
+    assert not (await connect(bob, slug="secret")).connected
+
+
+async def test_edit_by_the_author_reaches_every_socket(connect, make_user):
+    alice, bob = await users(make_user, "alice", "bob")
+    [message] = await post("lobby", alice, 1)
+    a = await connect(alice)
+    b = await connect(bob)
+    await a.receive_json_from(timeout=5)  # bob's join
+    await a.send_json_to({"type": "edit", "id": message.id, "body": "fixed"})
+    for socket in (a, b):
+        frame = await socket.receive_json_from(timeout=5)
+        assert frame["type"] == "message_edited"
+        assert frame["message"]["body"] == "fixed" and frame["message"]["edited_at"]
+        assert frame["message"]["seq"] == 1
+
+
+async def test_edit_or_delete_by_someone_else_is_forbidden(connect, make_user):
+    alice, bob = await users(make_user, "alice", "bob")
+    [message] = await post("lobby", alice, 1)
+    b = await connect(bob)
+    for frame in ({"type": "edit", "id": message.id, "body": "hacked"}, {"type": "delete", "id": message.id}):
+        await b.send_json_to(frame)
+        error = await b.receive_json_from(timeout=5)
+        assert error["type"] == "error" and error["code"] == "forbidden"
+    stored = await database_sync_to_async(Message.objects.get)(pk=message.pk)
+    assert stored.body == "m1" and stored.edited_at is None and not stored.is_deleted
+
+
+async def test_edit_with_a_bad_body_changes_nothing(connect, make_user):
+    [alice] = await users(make_user, "alice")
+    [message] = await post("lobby", alice, 1)
+    a = await connect(alice)
+    await a.send_json_to({"type": "edit", "id": message.id, "body": "  "})
+    assert (await a.receive_json_from(timeout=5))["code"] == "empty"
+    assert (await database_sync_to_async(Message.objects.get)(pk=message.pk)).body == "m1"
+
+
+async def test_unknown_or_foreign_message_ids_are_not_found(connect, make_user):
+    [alice] = await users(make_user, "alice")
+    [elsewhere] = await post("other", alice, 1)
+    a = await connect(alice)
+    for frame in (
+        {"type": "edit", "id": elsewhere.id, "body": "x"},
+        {"type": "delete", "id": elsewhere.id},
+        {"type": "delete", "id": 987654},
+    ):
+        await a.send_json_to(frame)
+        assert (await a.receive_json_from(timeout=5))["code"] == "not_found"
+    assert not (await database_sync_to_async(Message.objects.get)(pk=elsewhere.pk)).is_deleted
+
+
+async def test_delete_by_staff_hides_the_message_but_keeps_its_seq(connect, make_user):
+    alice = await database_sync_to_async(make_user)("alice")
+    mod = await database_sync_to_async(make_user)("mod", is_staff=True)
+    messages = await post("lobby", alice, 3)
+    m = await connect(mod)
+    await m.send_json_to({"type": "delete", "id": messages[1].id})
+    assert await m.receive_json_from(timeout=5) == {"type": "message_deleted", "id": messages[1].id, "seq": 2}
+    await m.send_json_to({"type": "history", "after": 0})
+    assert [msg["seq"] for msg in (await m.receive_json_from(timeout=5))["messages"]] == [1, 3]
+    await m.send_json_to({"type": "delete", "id": messages[1].id})
+    assert (await m.receive_json_from(timeout=5))["code"] == "not_found"
+    resumed = await connect(alice, query="after=1")
+    assert [msg["seq"] for msg in resumed.welcome["messages"]] == [3]
+    await resumed.send_json_to({"type": "send", "body": "next"})
+    assert (await resumed.receive_json_from(timeout=5))["message"]["seq"] == 4
+
+
+async def test_typing_reaches_others_but_not_the_typer(connect, make_user):
+    alice, bob = await users(make_user, "alice", "bob")
+    a = await connect(alice)
+    a_other_tab = await connect(alice)
+    b = await connect(bob)
+    await a.receive_json_from(timeout=5)  # bob's join
+    await a_other_tab.receive_json_from(timeout=5)
+    await a.send_json_to({"type": "typing"})
+    assert await b.receive_json_from(timeout=5) == {"type": "typing", "user": "alice"}
+    assert await a.receive_nothing(timeout=0.2)
+    assert await a_other_tab.receive_nothing(timeout=0.05)
+    assert await stored_count() == 0
+
+
+async def test_two_tabs_give_one_join_and_one_leave(connect, make_user, presence_backend):
+    alice, bob = await users(make_user, "alice", "bob")
+    b = await connect(bob)
+    tab1 = await connect(alice)
+    assert tab1.welcome["online"] == ["alice", "bob"]
+    tab2 = await connect(alice)
+    assert await b.receive_json_from(timeout=5) == {"type": "join", "user": "alice"}
+    assert await b.receive_nothing(timeout=0.2)
+    await tab1.disconnect()
+    tab1.connected = False
+    assert await b.receive_nothing(timeout=0.2)
+    await tab2.disconnect()
+    tab2.connected = False
+    assert await b.receive_json_from(timeout=5) == {"type": "leave", "user": "alice"}
+
+
+async def test_presence_heals_after_a_dead_process(connect, make_user, presence_backend, settings):
+    from chat.presence import get_presence
+
+    settings.CHAT_PRESENCE_HEARTBEAT = 0.1
+    settings.CHAT_PRESENCE_TTL = 0.5
+    [alice] = await users(make_user, "alice")
+    a = await connect(alice)
+    room_id = await database_sync_to_async(Room.objects.values_list("pk", flat=True).get)(slug="lobby")
+    # A socket of a process killed with -9: it joined, then never beat or disconnected again.
+    await get_presence().connect(room_id, "ghost", "specific.dead!channel")
+    assert await get_presence().online(room_id) == ["alice", "ghost"]
+    assert await a.receive_json_from(timeout=5) == {"type": "leave", "user": "ghost"}
+    assert await get_presence().online(room_id) == ["alice"]
+
+
+async def test_read_marker_only_moves_forward(connect, make_user):
+    alice, bob = await users(make_user, "alice", "bob")
+    await post("lobby", alice, 10)
+    b = await connect(bob)
+    assert b.welcome["last_read_seq"] == 0
+
+    @database_sync_to_async
+    def marker():
+        return bob.memberships.get(room__slug="lobby").last_read_seq
+
+    for seq, expected in [(7, 7), (3, 7), (10, 10), (99, 10)]:
+        await b.send_json_to({"type": "read", "seq": seq})
+        # The read frame has no answer; a history round trip orders the check after it.
+        await b.send_json_to({"type": "history", "after": 10})
+        await b.receive_json_from(timeout=5)
+        assert await marker() == expected
+
+
+async def test_mention_reaches_the_user_in_another_room(connect, make_user):
+    alice, bob, carol = await users(make_user, "alice", "bob", "carol")
+    await post("lobby", bob, 1)  # bob is a member of the lobby
+    carol_elsewhere = await connect(carol, slug="kitchen")
+    bob_elsewhere = await connect(bob, slug="kitchen")
+    assert await carol_elsewhere.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
+    a = await connect(alice)
+    await a.send_json_to({"type": "send", "body": "ping @bob and @carol."})
+    sent = (await a.receive_json_from(timeout=5))["message"]
+    notification = await bob_elsewhere.receive_json_from(timeout=5)
+    assert notification == {"type": "notification", "room": "lobby", "message": sent}
+    # carol is not a member of the lobby, and alice is not told about her own message.
+    assert await carol_elsewhere.receive_nothing(timeout=0.2)
+    assert await a.receive_nothing(timeout=0.05)

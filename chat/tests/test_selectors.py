@@ -8,7 +8,7 @@ from chat.models import Message
 @pytest.fixture
 def room_with_messages(make_user):
     alice = make_user("alice")
-    room = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_open(slug="lobby", user=alice)
     for i in range(1, 8):
         services.message_create(room=room, author=alice, body=f"m{i}")
     return room

@@ -12,8 +12,8 @@ def alice(make_user):
 
 
 def test_room_open_creates_a_public_room_once_and_joins(alice, make_user):
-    room = services.room_open(slug="lobby", user=alice)
-    again = services.room_open(slug="lobby", user=make_user("bob"))
+    room, _ = services.room_open(slug="lobby", user=alice)
+    again, _ = services.room_open(slug="lobby", user=make_user("bob"))
     assert again.pk == room.pk and not room.is_private and room.name == "lobby"
     assert Room.objects.count() == 1
     assert Membership.objects.filter(room=room).count() == 2
@@ -38,8 +38,8 @@ def test_room_slug_from_name_refuses(name):
 
 
 def test_message_create_allocates_gap_free_seq_per_room(alice, django_capture_on_commit_callbacks):
-    lobby = services.room_open(slug="lobby", user=alice)
-    other = services.room_open(slug="other", user=alice)
+    lobby, _ = services.room_open(slug="lobby", user=alice)
+    other, _ = services.room_open(slug="other", user=alice)
     with django_capture_on_commit_callbacks() as callbacks:
         seqs = [services.message_create(room=room, author=alice, body="x")[0].seq for room in (lobby, other, lobby)]
     assert seqs == [1, 1, 2]
@@ -49,7 +49,7 @@ def test_message_create_allocates_gap_free_seq_per_room(alice, django_capture_on
 
 
 def test_message_create_with_a_known_client_id_returns_the_original(alice, django_capture_on_commit_callbacks):
-    room = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_open(slug="lobby", user=alice)
     with django_capture_on_commit_callbacks() as callbacks:
         first, created = services.message_create(room=room, author=alice, body="hello", client_id="c1")
         again, created_again = services.message_create(room=room, author=alice, body="changed", client_id="c1")
@@ -69,7 +69,7 @@ def test_broadcast_waits_for_commit(make_user):
     from chat.broadcast import room_group
 
     alice = make_user("alice")
-    room = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_open(slug="lobby", user=alice)
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(room_group(room.pk), channel)
@@ -81,3 +81,107 @@ def test_broadcast_waits_for_commit(make_user):
     event = async_to_sync(layer.receive)(channel)
     assert event["seq"] == 1 and '"body":"kept"' in event["text"]
     assert Message.objects.get().body == "kept"
+
+
+# Room life.
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+def test_private_room_admits_members_only(alice, bob, make_user):
+    from django.core.exceptions import PermissionDenied
+
+    room, membership = services.room_open(slug="secret", user=alice, private=True)
+    assert room.is_private and membership.user == alice
+    with pytest.raises(PermissionDenied):
+        services.room_open(slug="secret", user=bob)
+    services.membership_add(room=room, actor=alice, username="bob")
+    assert services.room_open(slug="secret", user=bob)[0] == room
+
+
+def test_only_the_creator_manages_members(alice, bob, make_user):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    services.membership_add(room=room, actor=alice, username="bob")
+    for change in (services.membership_add, services.membership_remove):
+        with pytest.raises(PermissionDenied):
+            change(room=room, actor=bob, username="alice")
+    with pytest.raises(PermissionDenied):
+        services.membership_remove(room=room, actor=alice, username="alice")
+    assert Membership.objects.filter(room=room).count() == 2
+
+
+def test_public_rooms_have_no_member_management(alice, bob):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_open(slug="lobby", user=alice)
+    with pytest.raises(PermissionDenied):
+        services.membership_add(room=room, actor=alice, username="bob")
+
+
+def test_adding_an_unknown_user_changes_nothing(alice):
+    from django.contrib.auth import get_user_model
+
+    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    with pytest.raises(get_user_model().DoesNotExist):
+        services.membership_add(room=room, actor=alice, username="nobody")
+    assert Membership.objects.filter(room=room).count() == 1
+
+
+def test_removal_tells_the_removed_users_sockets_after_commit(alice, bob, django_capture_on_commit_callbacks):
+    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    services.membership_add(room=room, actor=alice, username="bob")
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.membership_remove(room=room, actor=alice, username="bob")
+    assert len(callbacks) == 1
+    assert not Membership.objects.filter(room=room, user=bob).exists()
+
+
+def test_direct_room_is_created_once_for_both_orders(alice, bob):
+    room = services.room_open_direct(user=alice, username="bob")
+    assert services.room_open_direct(user=bob, username="alice") == room
+    assert room.is_private and room.is_direct and room.slug == f"dm-{alice.pk}-{bob.pk}"
+    assert set(room.memberships.values_list("user__username", flat=True)) == {"alice", "bob"}
+    assert room.title_for(alice) == "bob" and room.title_for(bob) == "alice"
+
+
+def test_direct_slugs_cannot_be_taken_by_public_rooms(alice):
+    with pytest.raises(ValidationError):
+        services.room_open(slug="dm-1-2", user=alice)
+    assert not Room.objects.exists()
+
+
+def test_read_marker_moves_forward_only_and_not_past_the_end(alice):
+    room, membership = services.room_open(slug="lobby", user=alice)
+    for _ in range(5):
+        services.message_create(room=room, author=alice, body="x")
+    for seq, expected in [(3, 3), (1, 3), (50, 5)]:
+        services.membership_read(room=room, user=alice, seq=seq)
+        membership.refresh_from_db()
+        assert membership.last_read_seq == expected
+
+
+def test_mentions_notify_members_other_than_the_author(alice, bob, make_user, django_capture_on_commit_callbacks):
+    make_user("carol")  # not a member of the lobby
+    room, _ = services.room_open(slug="lobby", user=alice)
+    services.room_open(slug="lobby", user=bob)
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.message_create(room=room, author=alice, body="@bob @carol @alice @nobody hi")
+    # One broadcast to the room, one notification (bob).
+    assert len(callbacks) == 2
+
+
+def test_edit_and_delete_leave_other_rooms_messages_alone(alice):
+    lobby, _ = services.room_open(slug="lobby", user=alice)
+    other, _ = services.room_open(slug="other", user=alice)
+    message, _ = services.message_create(room=other, author=alice, body="x")
+    with pytest.raises(Message.DoesNotExist):
+        services.message_edit(room=lobby, actor=alice, message_id=message.pk, body="y")
+    with pytest.raises(Message.DoesNotExist):
+        services.message_delete(room=lobby, actor=alice, message_id=message.pk)
+    message.refresh_from_db()
+    assert message.body == "x" and not message.is_deleted

@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
+from chat import services
 from chat.models import Membership, Room
 
 
@@ -53,12 +54,15 @@ def test_login_with_a_wrong_password_is_refused(client, make_user):
     assert response.status_code == 200 and "_auth_user_id" not in client.session
 
 
-def test_index_lists_public_rooms(alice_client):
+def test_index_lists_my_rooms_then_other_public_rooms(alice_client, make_user):
+    services.room_open(slug="quiet", user=make_user("bob"))
     alice_client.get("/chat/lobby/")
     response = alice_client.get("/")
     assert response.status_code == 200
-    assert [room.slug for room in response.context["public_rooms"]] == ["lobby"]
-    assert 'href="/chat/lobby/"' in response.content.decode()
+    assert [m.room.slug for m in response.context["memberships"]] == ["lobby"]
+    assert [room.slug for room in response.context["public_rooms"]] == ["quiet"]
+    html = response.content.decode()
+    assert 'href="/chat/lobby/"' in html and 'href="/chat/quiet/"' in html
 
 
 def test_index_form_opens_a_room_by_name(alice_client):
@@ -93,3 +97,82 @@ def test_room_page_with_a_bad_slug_is_a_clear_400(alice_client, slug):
     assert response.status_code == 400
     assert "lowercase letters" in response.content.decode()
     assert not Room.objects.exists()
+
+
+# Room life pages.
+
+
+def test_private_room_page_is_for_members_only(client, make_user):
+    alice, eve = make_user("alice"), make_user("eve")
+    services.room_open(slug="secret", user=alice, private=True)
+    client.force_login(eve)
+    response = client.get("/chat/secret/")
+    assert response.status_code == 403 and "private" in response.content.decode()
+    assert not Membership.objects.filter(user=eve).exists()
+    assert "secret" not in [room.slug for room in client.get("/").context["public_rooms"]]
+
+
+def test_index_form_creates_a_private_room(alice_client):
+    response = alice_client.post("/", {"name": "Secret Plans", "private": "on"})
+    assert response.status_code == 302 and response["Location"] == "/chat/secret-plans/"
+    room = Room.objects.get(slug="secret-plans")
+    assert room.is_private and room.name == "Secret Plans"
+
+
+def test_dm_opens_the_direct_room_once(alice_client, make_user):
+    make_user("bob")
+    first = alice_client.get("/dm/bob/")
+    second = alice_client.get("/dm/bob/")
+    assert first.status_code == 302 and first["Location"] == second["Location"]
+    assert Room.objects.filter(is_direct=True).count() == 1
+    page = alice_client.get(first["Location"])
+    assert page.status_code == 200 and page.context["title"] == "bob"
+
+
+def test_dm_to_an_unknown_user_is_404(alice_client):
+    assert alice_client.get("/dm/nobody/").status_code == 404
+    assert not Room.objects.exists()
+
+
+def test_creator_adds_and_removes_members(alice_client, make_user):
+    make_user("bob")
+    alice_client.post("/", {"name": "secret", "private": "on"})
+    response = alice_client.post("/chat/secret/members/", {"username": "bob", "action": "add"})
+    assert response.status_code == 302
+    assert Membership.objects.filter(room__slug="secret", user__username="bob").exists()
+    alice_client.post("/chat/secret/members/", {"username": "bob", "action": "remove"})
+    assert not Membership.objects.filter(room__slug="secret", user__username="bob").exists()
+
+
+def test_members_cannot_manage_members(client, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    make_user("eve")
+    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    services.membership_add(room=room, actor=alice, username="bob")
+    client.force_login(bob)
+    response = client.post("/chat/secret/members/", {"username": "eve", "action": "add"})
+    assert response.status_code == 403
+    assert not Membership.objects.filter(user__username="eve").exists()
+
+
+@pytest.mark.parametrize("data", [{}, {"username": "bob", "action": "promote"}, {"action": "add"}])
+def test_bad_member_form_is_400(alice_client, data, make_user):
+    make_user("bob")
+    alice_client.post("/", {"name": "secret", "private": "on"})
+    assert alice_client.post("/chat/secret/members/", data).status_code == 400
+    assert Membership.objects.filter(room__slug="secret").count() == 1
+
+
+def test_index_shows_unread_counts(client, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    room, _ = services.room_open(slug="lobby", user=alice)
+    services.room_open(slug="lobby", user=bob)
+    for _ in range(3):
+        services.message_create(room=room, author=bob, body="x")
+    services.message_create(room=room, author=alice, body="mine")
+    client.force_login(alice)
+    [membership] = client.get("/").context["memberships"]
+    assert membership.unread == 3
+    services.membership_read(room=room, user=alice, seq=2)
+    [membership] = client.get("/").context["memberships"]
+    assert membership.unread == 1

@@ -4,8 +4,9 @@ export function setupComposer(form, textarea, onSend) {
     event.preventDefault();
     const body = textarea.value;
     if (!body.trim()) return;
-    onSend(body);
+    // Cleared before onSend, so that onSend may put other text in (a saved draft, or the body back).
     textarea.value = "";
+    onSend(body);
     textarea.focus();
   });
 
@@ -15,4 +16,9 @@ export function setupComposer(form, textarea, onSend) {
     event.preventDefault();
     form.requestSubmit();
   });
+}
+
+/** Turn the whole composer off for good, for a room the user can no longer write in. */
+export function disableComposer(form) {
+  for (const control of form.elements) control.disabled = true;
 }

@@ -70,9 +70,14 @@ export class History {
     this.#render();
   }
 
-  /** Take an error without a client id as the refusal of the oldest history request; return whether one was waiting. */
+  /** Return whether a history request is waiting for its answer. */
+  get waiting() {
+    return this.#requests.length > 0;
+  }
+
+  /** Take an error as the refusal of the oldest history request; return whether one was waiting. */
   refused() {
-    // Sends always carry a client id, so an error without one answers a history request.
+    // The caller decides which errors answer a history request (see room.js).
     // A refused catch-up leaves resumeSeq behind the gap, so the next reconnect fills it.
     if (this.#requests.shift() === undefined) return false;
     this.#render();

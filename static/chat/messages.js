@@ -1,4 +1,6 @@
 import { formatFull, formatShort } from "./format.js";
+import { renderRichText } from "./richtext.js";
+import { directUrl } from "./urls.js";
 
 // Within this distance of the bottom the reader is following along, so new messages scroll into view.
 const NEAR_BOTTOM_PX = 120;
@@ -13,14 +15,21 @@ export function newClientId() {
 
 /** The message list: confirmed messages in seq order, then the user's own unconfirmed ones. */
 export class MessageList {
-  #bySeq = new Map(); // seq -> <li>
+  // seq -> { message, element }, or null once deleted: a deleted seq stays known so it is never shown again.
+  #bySeq = new Map();
   #local = new Map(); // client_id -> { clientId, body, element, failed }, in the order written
+  #divider = null;
+  #unread = null; // { after, upTo }: the seqs the "New messages" divider stands before
 
-  constructor(list, scroller, { username, onRetry }) {
+  /** onEdit(message) and onDelete(message) run when the user picks those actions on their own message. */
+  constructor(list, scroller, { username, isStaff = false, onRetry, onEdit, onDelete }) {
     this.list = list;
     this.scroller = scroller;
     this.username = username;
+    this.isStaff = isStaff;
     this.onRetry = onRetry;
+    this.onEdit = onEdit;
+    this.onDelete = onDelete;
     this.lowestSeq = null;
     this.highestSeq = null;
   }
@@ -30,14 +39,55 @@ export class MessageList {
     const following = this.#nearBottom();
     const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
     for (const message of messages) this.#insert(message);
+    this.#placeDivider();
     // Older messages go above the reader's eyes; keep what they were reading where it was.
     if (older) this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
     else if (following) this.scrollToBottom();
   }
 
+  /** Replace the body of a message that was edited. */
+  edit(message) {
+    const entry = this.#bySeq.get(message?.seq);
+    if (!entry) return;
+    entry.message = message;
+    const element = this.#render(message);
+    entry.element.replaceWith(element);
+    entry.element = element;
+  }
+
+  /** Take a deleted message off the list, keeping its seq known. */
+  remove(seq) {
+    if (!Number.isInteger(seq)) return;
+    this.#bySeq.get(seq)?.element.remove();
+    this.#bySeq.set(seq, null);
+    if (this.lowestSeq === null || seq < this.lowestSeq) this.lowestSeq = seq;
+    if (this.highestSeq === null || seq > this.highestSeq) this.highestSeq = seq;
+    this.#placeDivider();
+  }
+
+  /** Return the message with this seq, or undefined when it is not shown. */
+  get(seq) {
+    return this.#bySeq.get(seq)?.message;
+  }
+
+  /** Return the user's own newest confirmed message, or undefined. */
+  lastOwn() {
+    let last;
+    for (const entry of this.#bySeq.values()) {
+      if (entry?.message.author === this.username && (!last || entry.message.seq > last.seq)) last = entry.message;
+    }
+    return last;
+  }
+
+  /** Draw the "New messages" divider before the first shown message with after < seq <= upTo. */
+  markUnread(after, upTo) {
+    this.#unread = { after, upTo };
+    this.#placeDivider();
+  }
+
   /** Show a message the user just wrote, before the server has confirmed it. */
   addLocal(clientId, body) {
-    const element = renderMessage({ author: this.username, body, created_at: new Date().toISOString() }, true);
+    const element = this.#render({ author: this.username, body, created_at: new Date().toISOString() }, false);
     element.classList.add("message--pending");
     element.dataset.clientId = clientId;
     element.querySelector(".message__meta").append(textElement("span", "message__state", "Sending…"));
@@ -84,12 +134,11 @@ export class MessageList {
   #insert(message) {
     const seq = message?.seq;
     if (!Number.isInteger(seq) || this.#bySeq.has(seq)) return;
-    const mine = message.author === this.username;
-    const element = renderMessage(message, mine);
-    element.dataset.seq = String(seq);
+    const element = this.#render(message);
 
     // The echo of a local message replaces it. Only the author's own echo counts:
     // a client id is chosen by the client, so another user could repeat one.
+    const mine = message.author === this.username;
     const local = mine && message.client_id != null ? this.#local.get(message.client_id) : undefined;
     if (local) {
       local.element.remove();
@@ -97,7 +146,7 @@ export class MessageList {
     }
 
     this.list.insertBefore(element, this.#elementAfter(seq));
-    this.#bySeq.set(seq, element);
+    this.#bySeq.set(seq, { message, element });
     if (this.lowestSeq === null || seq < this.lowestSeq) this.lowestSeq = seq;
     if (this.highestSeq === null || seq > this.highestSeq) this.highestSeq = seq;
   }
@@ -114,27 +163,83 @@ export class MessageList {
     return null;
   }
 
+  #placeDivider() {
+    if (!this.#unread) return;
+    const { after, upTo } = this.#unread;
+    const first = [...this.list.children].find((child) => {
+      const seq = Number(child.dataset.seq);
+      return seq > after && seq <= upTo;
+    });
+    if (!first) {
+      this.#divider?.remove();
+      return;
+    }
+    this.#divider ??= dividerElement();
+    if (first.previousElementSibling !== this.#divider) this.list.insertBefore(this.#divider, first);
+  }
+
   #nearBottom() {
     const { scrollHeight, scrollTop, clientHeight } = this.scroller;
     return scrollHeight - scrollTop - clientHeight < NEAR_BOTTOM_PX;
   }
+
+  /** Build a message's element; confirmed ones of the user get edit and delete actions. */
+  #render(message, confirmed = true) {
+    const { author, body, created_at: createdAt, edited_at: editedAt } = message;
+    const mine = author === this.username;
+    const item = document.createElement("li");
+    item.className = mine ? "message message--mine" : "message";
+    if (confirmed) item.dataset.seq = String(message.seq);
+
+    const meta = document.createElement("div");
+    meta.className = "message__meta";
+    const name = String(author ?? "");
+    const authorElement = textElement(mine ? "span" : "a", "message__author", name);
+    if (!mine) authorElement.href = directUrl(name);
+    meta.append(authorElement, " ", timeElement("message__time", createdAt, formatShort));
+    if (editedAt) {
+      const edited = textElement("span", "message__edited", "(edited)");
+      edited.title = `Edited ${formatFull(new Date(editedAt))}`;
+      meta.append(" ", edited);
+    }
+
+    const text = textElement("p", "message__body", "");
+    text.append(renderRichText(String(body ?? ""), this.username));
+    item.append(meta, text);
+    // Staff may delete anyone's message, but only authors edit.
+    if (confirmed && (mine || this.isStaff)) item.append(this.#actions(message.seq, mine));
+    return item;
+  }
+
+  #actions(seq, mine) {
+    const actions = document.createElement("div");
+    actions.className = "message__actions";
+    const offered = mine ? [["Edit", this.onEdit], ["Delete", this.onDelete]] : [["Delete", this.onDelete]];
+    for (const [label, handler] of offered) {
+      const button = textElement("button", "button button--small button--quiet", label);
+      button.type = "button";
+      // Looked up on click, so an edited message is offered as it is now.
+      button.addEventListener("click", () => {
+        const message = this.get(seq);
+        if (message) handler(message);
+      });
+      actions.append(button);
+    }
+    return actions;
+  }
 }
 
-function renderMessage({ author, body, created_at: createdAt, edited_at: editedAt }, mine) {
-  const item = document.createElement("li");
-  item.className = mine ? "message message--mine" : "message";
-
-  const meta = document.createElement("div");
-  meta.className = "message__meta";
-  const date = new Date(createdAt);
-  const time = textElement("time", "message__time", formatShort(date));
+function timeElement(className, iso, format) {
+  const date = new Date(iso);
+  const time = textElement("time", className, format(date));
   if (!Number.isNaN(date.getTime())) time.dateTime = date.toISOString();
   time.title = formatFull(date);
-  meta.append(textElement("span", "message__author", String(author ?? "")), " ", time);
-  if (editedAt) meta.append(" ", textElement("span", "message__edited", "(edited)"));
+  return time;
+}
 
-  item.append(meta, textElement("p", "message__body", String(body ?? "")));
-  return item;
+function dividerElement() {
+  // A list item, not role="separator": a list may only hold items, and this one reads well as one.
+  return textElement("li", "unread-divider", "New messages");
 }
 
 function textElement(tag, className, text) {

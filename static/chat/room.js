@@ -1,43 +1,82 @@
-import { setupComposer } from "./composer.js";
+import { disableComposer, setupComposer } from "./composer.js";
+import { Editor } from "./editing.js";
 import { History } from "./history.js";
 import { MessageList, newClientId } from "./messages.js";
+import { Notice } from "./notices.js";
+import { MentionNotifier } from "./notify.js";
+import { OnlineList } from "./presence.js";
+import { ReadMarker } from "./read.js";
+import { foldSidebarOnPhones } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { showStatus } from "./status.js";
+import { setupTypingSender, TypingIndicator } from "./typing.js";
 
-// Long enough to read a sentence, short enough not to linger over the conversation.
-const ALERT_MS = 8000;
+// Errors without a client id that can answer a history request; others (forbidden, not_found …) answer edits and deletes.
+const HISTORY_ERRORS = new Set(["invalid", "unavailable"]);
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
-const statusElement = document.getElementById("connection-status");
-const alertElement = document.getElementById("room-alert");
-const scroller = document.getElementById("message-scroller");
-const textarea = document.getElementById("composer-body");
+const byId = (id) => document.getElementById(id);
+const form = byId("composer");
+const textarea = byId("composer-body");
+const scroller = byId("message-scroller");
 
-const messages = new MessageList(document.getElementById("messages"), scroller, {
+const notice = new Notice(byId("room-alert"));
+const messages = new MessageList(byId("messages"), scroller, {
   username: config.username,
+  isStaff: Boolean(config.isStaff),
   onRetry: sendLocal,
+  onEdit: (message) => editor.start(message),
+  onDelete: deleteMessage,
 });
 const socket = new ChatSocket(config.wsPath, {
   onFrame: receive,
-  onStatus: (state) => showStatus(statusElement, state),
+  onStatus: (state) => showStatus(byId("connection-status"), state),
   resumeSeq: () => history.resumeSeq,
+  onRemoved: removed,
 });
-const history = new History({
-  messages,
-  socket,
-  button: document.getElementById("load-older"),
-  scroller,
+const history = new History({ messages, socket, button: byId("load-older"), scroller });
+const editor = new Editor({
+  form,
+  textarea,
+  banner: byId("composer-editing"),
+  cancelButton: byId("composer-cancel"),
+  lastOwn: () => messages.lastOwn(),
 });
+const typing = new TypingIndicator(byId("typing"));
+const online = new OnlineList(byId("online-list"), byId("online-count"), config.username);
+const readMarker = new ReadMarker({ send: (frame) => socket.send(frame), highestSeq: () => messages.highestSeq });
+const mentions = new MentionNotifier({
+  region: byId("toasts"),
+  enableButton: byId("enable-notifications"),
+  currentRoom: config.slug,
+});
+let welcomed = false;
 
-// Frame types without a handler (typing, join, edits …) are ignored until the page knows them.
 const handlers = new Map([
   ["welcome", welcome],
-  ["message", (frame) => {
-    if (!frame.message) return;
-    messages.add([frame.message]);
-    history.live(frame.message);
+  ["message", ({ message }) => {
+    if (!message) return;
+    typing.stopped(message.author);
+    messages.add([message]);
+    history.live(message);
+    readMarker.shown();
   }],
-  ["history", (frame) => history.answer(frame)],
+  ["message_edited", ({ message }) => messages.edit(message)],
+  ["message_deleted", ({ seq }) => {
+    if (editor.target?.seq === seq) editor.cancel();
+    messages.remove(seq);
+  }],
+  ["history", (frame) => {
+    history.answer(frame);
+    readMarker.shown();
+  }],
+  ["typing", ({ user }) => typing.typing(user)],
+  ["join", ({ user }) => online.join(user)],
+  ["leave", ({ user }) => {
+    online.leave(user);
+    typing.stopped(user);
+  }],
+  ["notification", (frame) => mentions.notify(frame)],
   ["error", refused],
 ]);
 
@@ -47,6 +86,17 @@ function receive(frame) {
 
 function welcome(frame) {
   history.welcome(frame, socket.resumedAfter !== null);
+  online.replace(frame.online);
+  // Typing frames may have stopped while the page was away.
+  typing.clear();
+  if (!welcomed) {
+    // Only the first welcome places the divider: later ones already reflect this page's own reads.
+    welcomed = true;
+    const lastRead = Number.isInteger(frame.last_read_seq) ? frame.last_read_seq : config.lastReadSeq;
+    messages.markUnread(lastRead, messages.highestSeq ?? lastRead);
+    readMarker.known(lastRead);
+  }
+  readMarker.shown();
   // Anything written while disconnected goes now; the server drops a client id it already has.
   for (const local of messages.unconfirmed()) sendLocal(local);
 }
@@ -57,8 +107,9 @@ function refused(frame) {
     messages.markFailed(frame.client_id, frame.detail);
     return;
   }
-  history.refused();
-  showAlert(frame.detail || "Something went wrong.");
+  // Answers come in order, so while a history request waits, its refusal is the likeliest one.
+  if (HISTORY_ERRORS.has(frame.code) && history.waiting) history.refused();
+  notice.show(frame.detail || "Something went wrong.");
 }
 
 function sendLocal({ clientId, body }) {
@@ -66,20 +117,38 @@ function sendLocal({ clientId, body }) {
   socket.send({ type: "send", body, client_id: clientId });
 }
 
-let alertTimer = null;
-function showAlert(text) {
-  alertElement.textContent = text;
-  alertElement.hidden = false;
-  clearTimeout(alertTimer);
-  alertTimer = setTimeout(() => {
-    alertElement.hidden = true;
-  }, ALERT_MS);
+function saveEdit(body) {
+  const { id, body: before } = editor.target;
+  if (body !== before && !socket.send({ type: "edit", id, body })) {
+    textarea.value = body;
+    notice.show("Not connected: the edit was not saved. Try again in a moment.");
+    return;
+  }
+  editor.cancel();
 }
 
-setupComposer(document.getElementById("composer"), textarea, (body) => {
+function deleteMessage({ id }) {
+  if (!window.confirm("Delete this message?")) return;
+  if (!socket.send({ type: "delete", id })) notice.show("Not connected: the message was not deleted.");
+}
+
+function removed() {
+  notice.show("You were removed from this room.", { stay: true });
+  editor.cancel();
+  typing.clear();
+  disableComposer(form);
+}
+
+setupComposer(form, textarea, (body) => {
+  if (editor.target) {
+    saveEdit(body);
+    return;
+  }
   const clientId = newClientId();
   messages.addLocal(clientId, body);
   sendLocal({ clientId, body });
 });
+setupTypingSender(textarea, (frame) => socket.send(frame));
+foldSidebarOnPhones(byId("room-sidebar"));
 
 socket.open();

@@ -5,6 +5,8 @@ const BACKOFF_FACTOR = 2;
 const MAX_RETRY_MS = 15_000;
 // Random extra delay, as a share of the delay, so pages dropped together do not return together.
 const JITTER_RATIO = 0.3;
+// The close code the server uses when the user was removed from a private room: retrying is pointless.
+const REMOVED_CODE = 4403;
 
 /** A chat websocket that reopens itself after a drop, resuming after the last message seen. */
 export class ChatSocket {
@@ -17,16 +19,20 @@ export class ChatSocket {
   /**
    * onFrame(frame) gets every decoded frame; onStatus(state) gets
    * "connecting" | "connected" | "reconnecting" | "offline";
-   * resumeSeq() returns the seq to resume after, or 0 for a fresh start.
+   * resumeSeq() returns the seq to resume after, or 0 for a fresh start;
+   * onRemoved() runs when the server closed for good because the user lost access.
    */
-  constructor(path, { onFrame, onStatus, resumeSeq }) {
+  constructor(path, { onFrame, onStatus, resumeSeq, onRemoved }) {
     this.path = path;
+    this.onRemoved = onRemoved;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
     this.resumeSeq = resumeSeq;
     // The seq this connection resumed after, or null when it started fresh.
     this.resumedAfter = null;
-    window.addEventListener("offline", () => this.onStatus("offline"));
+    window.addEventListener("offline", () => {
+      if (!this.#closed) this.onStatus("offline");
+    });
     window.addEventListener("online", () => this.#online());
   }
 
@@ -45,8 +51,8 @@ export class ChatSocket {
       if (socket === this.#socket) this.#receive(event.data);
     });
     // "error" is always followed by "close", so close alone handles failures.
-    socket.addEventListener("close", () => {
-      if (socket === this.#socket) this.#dropped();
+    socket.addEventListener("close", (event) => {
+      if (socket === this.#socket) this.#dropped(event.code);
     });
   }
 
@@ -89,10 +95,16 @@ export class ChatSocket {
     this.onFrame(frame);
   }
 
-  #dropped() {
+  #dropped(code) {
     this.#socket = null;
     this.#ready = false;
     if (this.#closed) return;
+    if (code === REMOVED_CODE) {
+      this.#closed = true;
+      this.onStatus("closed");
+      this.onRemoved?.();
+      return;
+    }
     const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * BACKOFF_FACTOR ** this.#attempt);
     const delay = base + Math.random() * base * JITTER_RATIO;
     this.#attempt += 1;

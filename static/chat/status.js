@@ -4,6 +4,7 @@ const LABELS = {
   connected: "Connected",
   reconnecting: "Reconnecting…",
   offline: "Offline",
+  closed: "Disconnected",
 };
 
 /** Show a connection state in the status element. */

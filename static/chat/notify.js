@@ -1,0 +1,73 @@
+import { roomUrl } from "./urls.js";
+
+// Enough of the body to recognise the message; the rest is one click away.
+const EXCERPT_CHARS = 100;
+// Older notices make way, so a burst of mentions cannot cover the page.
+const MAX_TOASTS = 3;
+// The server keeps this slug prefix for direct-message rooms, whose slugs mean nothing to people.
+const DIRECT_PREFIX = "dm-";
+
+/** Tell the user they were mentioned: a notice on the page, and a system notification when allowed. */
+export class MentionNotifier {
+  constructor({ region, enableButton, currentRoom }) {
+    this.region = region;
+    this.currentRoom = currentRoom;
+    this.#offerPermission(enableButton);
+  }
+
+  /** Show a notification frame, unless it is about the room the user is looking at. */
+  notify({ room, message }) {
+    if (typeof room !== "string" || !message) return;
+    const visible = document.visibilityState === "visible";
+    if (room === this.currentRoom && visible) return;
+    const title = `${message.author} mentioned you in ${roomLabel(room)}`;
+    const body = excerpt(String(message.body ?? ""));
+    this.#toast(title, body, roomUrl(room));
+    if (!visible && "Notification" in window && Notification.permission === "granted") {
+      // The tag lets the browser merge the copies that every open tab of the user receives.
+      const notification = new Notification(title, { body, tag: `chat-mention-${message.id}` });
+      notification.addEventListener("click", () => {
+        window.focus();
+        location.assign(roomUrl(room));
+      });
+    }
+  }
+
+  #toast(title, body, href) {
+    const toast = document.createElement("div");
+    toast.className = "toast";
+    const link = document.createElement("a");
+    link.className = "toast__title";
+    link.href = href;
+    link.textContent = title;
+    const text = document.createElement("p");
+    text.className = "toast__body";
+    text.textContent = body;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "toast__close button button--small button--quiet";
+    close.textContent = "Dismiss";
+    close.addEventListener("click", () => toast.remove());
+    toast.append(link, text, close);
+    this.region.append(toast);
+    while (this.region.children.length > MAX_TOASTS) this.region.firstElementChild.remove();
+  }
+
+  #offerPermission(button) {
+    if (!("Notification" in window) || Notification.permission !== "default") return;
+    button.hidden = false;
+    button.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      button.hidden = Notification.permission !== "default";
+    });
+  }
+}
+
+function roomLabel(slug) {
+  return slug.startsWith(DIRECT_PREFIX) ? "a direct message" : `#${slug}`;
+}
+
+function excerpt(body) {
+  const chars = Array.from(body.replace(/\s+/gu, " ").trim());
+  return chars.length > EXCERPT_CHARS ? `${chars.slice(0, EXCERPT_CHARS).join("")}…` : chars.join("");
+}

@@ -1,0 +1,7 @@
+// The page paths the scripts link to; they mirror chat/urls.py, which has no JavaScript twin.
+
+/** Return the path of the direct-message page with a user. */
+export const directUrl = (username) => `/dm/${encodeURIComponent(username)}/`;
+
+/** Return the path of a room page. */
+export const roomUrl = (slug) => `/chat/${encodeURIComponent(slug)}/`;
