@@ -98,3 +98,27 @@ def live_database(tmp_path_factory):
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+
+@pytest.fixture(params=["memory", "redis"])
+def presence_backend(request, settings):
+    """Run a test once with in-process presence and once with presence in a real Redis."""
+    if request.param == "memory":
+        settings.CHAT_PRESENCE_BACKEND = "chat.presence.MemoryPresence"
+    else:
+        import redis
+
+        url = request.getfixturevalue("redis_server")
+        redis.Redis.from_url(url).flushdb()
+        settings.CHAT_PRESENCE_BACKEND = "chat.presence.RedisPresence"
+        settings.REDIS_URL = url
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def fresh_presence():
+    """Give every test its own presence store, so that no one stays online across tests."""
+    from chat.presence import _presence
+
+    _presence.cache_clear()
+    yield
+    _presence.cache_clear()
