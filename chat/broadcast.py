@@ -1,7 +1,8 @@
 """Who receives what: channel-layer group names, and sends after commit.
 
-Room groups carry encoded frames to every socket in a room; user groups carry
-events to every socket of one user, whatever room it is in.
+Room groups carry encoded frames to each process's room hub (chat.hub), which
+hands them to its sockets; user groups carry events to every socket of one
+user, whatever room it is in.
 """
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -20,18 +21,18 @@ def user_group(user_id):
     return f"chat.user.{user_id}"
 
 
-def room_event(text, *, seq=None, skip_user=None):
+def room_event(room_id, text, *, seq=None, skip_user=None):
     """Return the layer event that delivers an encoded frame to a room's sockets.
 
     `seq` lets a socket drop a message its welcome already carried; `skip_user`
     keeps the frame from the sockets of the user who caused it.
     """
-    return {"type": ROOM_FRAME, "text": text, "seq": seq, "skip_user": skip_user}
+    return {"type": ROOM_FRAME, "room": room_id, "text": text, "seq": seq, "skip_user": skip_user}
 
 
 def room_send_on_commit(room_id, text, *, seq=None):
     """Send an encoded frame to every socket in a room once the transaction commits."""
-    _send_on_commit(room_group(room_id), room_event(text, seq=seq))
+    _send_on_commit(room_group(room_id), room_event(room_id, text, seq=seq))
 
 
 def user_event_on_commit(user_id, event):
@@ -45,4 +46,4 @@ def _send_on_commit(group, event):
 
 async def room_send(room_id, text, *, skip_user=None):
     """Send an ephemeral encoded frame (typing, presence) to a room's sockets now."""
-    await get_channel_layer().group_send(room_group(room_id), room_event(text, skip_user=skip_user))
+    await get_channel_layer().group_send(room_group(room_id), room_event(room_id, text, skip_user=skip_user))

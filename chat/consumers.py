@@ -11,7 +11,8 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DatabaseError
 
 from chat import protocol, selectors, services
-from chat.broadcast import room_group, room_send, user_group
+from chat.broadcast import room_send, user_group
+from chat.hub import get_hub
 from chat.presence import get_presence
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ logger = logging.getLogger(__name__)
 class ChatConsumer(AsyncWebsocketConsumer):
     room = None
     heartbeat = None
+    # Room frames that arrive before the welcome is sent wait here, in order.
+    backlog = None
 
     async def connect(self):
         self.user = self.scope["user"]
@@ -37,7 +40,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         # Join before reading so that nothing committed in between is missed;
         # live frames already covered by the welcome are dropped in room_frame.
-        await self.channel_layer.group_add(room_group(self.room.pk), self.channel_name)
+        self.backlog = []
+        await get_hub().join(self.room.pk, self)
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
         await self.presence_refresh()
         if after is None:
@@ -54,6 +58,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 online=await get_presence().online(self.room.pk), last_read_seq=membership.last_read_seq,
             )
         )
+        while self.backlog:
+            await self.forward(self.backlog.pop(0))
+        self.backlog = None
         self.heartbeat = asyncio.create_task(self.presence_heartbeat())
 
     async def disconnect(self, code):
@@ -61,7 +68,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if self.heartbeat is not None:
             self.heartbeat.cancel()
-        await self.channel_layer.group_discard(room_group(self.room.pk), self.channel_name)
+        await get_hub().leave(self.room.pk, self)
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
@@ -141,7 +148,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.exception("presence heartbeat failed in room %s", self.room.slug)
 
     async def room_frame(self, event):
-        """Forward a room's encoded frame, skipping duplicates of the welcome and the user's own frames."""
+        """Take a room's encoded frame from the hub, holding it back until the welcome is sent."""
+        if self.backlog is not None:
+            self.backlog.append(event)
+        else:
+            await self.forward(event)
+
+    async def forward(self, event):
+        """Send a room's encoded frame, skipping duplicates of the welcome and the user's own frames."""
         if event.get("skip_user") == self.user.pk:
             return
         if event.get("seq") is not None and event["seq"] <= self.seen_seq:
@@ -155,6 +169,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def room_removed(self, event):
         """Close this socket when its user was removed from its room."""
         if event["room_id"] == self.room.pk:
+            # Stop room frames first: nothing may reach the socket after the close.
+            await get_hub().leave(self.room.pk, self)
             await self.close(code=protocol.CLOSE_REMOVED)
 
 

@@ -238,7 +238,7 @@ async def test_refused_body_echoes_the_client_id(connect, make_user):
 async def test_live_frame_already_in_the_welcome_is_not_sent_twice(connect, make_user):
     from channels.layers import get_channel_layer
 
-    from chat.broadcast import ROOM_FRAME, room_group
+    from chat.broadcast import room_event, room_group
 
     alice = await database_sync_to_async(make_user)("alice")
     [*_, last] = await post("lobby", alice, 3)
@@ -246,9 +246,9 @@ async def test_live_frame_already_in_the_welcome_is_not_sent_twice(connect, make
     layer = get_channel_layer()
     group = room_group(last.room_id)
     # A broadcast of seq 3 that arrives after the welcome (which carried it) is a duplicate.
-    await layer.group_send(group, {"type": ROOM_FRAME, "text": '{"type":"message"}', "seq": 3})
+    await layer.group_send(group, room_event(last.room_id, '{"type":"message"}', seq=3))
     assert await socket.receive_nothing(timeout=0.2)
-    await layer.group_send(group, {"type": ROOM_FRAME, "text": '{"type":"message"}', "seq": 4})
+    await layer.group_send(group, room_event(last.room_id, '{"type":"message"}', seq=4))
     assert await socket.receive_from(timeout=5) == '{"type":"message"}'
 
 

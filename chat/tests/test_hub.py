@@ -1,0 +1,79 @@
+"""The room hub: one layer subscription per room per process, frames to every local socket."""
+import asyncio
+
+import pytest
+from channels.layers import get_channel_layer
+
+from chat.broadcast import room_event, room_group
+from chat.hub import RoomHub
+
+
+class Socket:
+    """Stand in for a consumer: records the frames the hub hands it."""
+
+    def __init__(self, fail=False):
+        self.frames = []
+        self.fail = fail
+
+    async def room_frame(self, event):
+        if self.fail:
+            raise RuntimeError("broken socket")
+        self.frames.append(event["text"])
+
+
+async def until(predicate):
+    for _ in range(200):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached")
+
+
+@pytest.fixture
+def layer(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return get_channel_layer()
+
+
+async def test_one_subscription_per_room_however_many_sockets(layer):
+    hub = RoomHub()
+    sockets = [Socket() for _ in range(3)]
+    for socket in sockets:
+        await hub.join(7, socket)
+    assert set(layer.groups[room_group(7)]) == {hub.channel}
+    await layer.group_send(room_group(7), room_event(7, "one"))
+    await layer.group_send(room_group(7), room_event(7, "two"))
+    await until(lambda: all(len(s.frames) == 2 for s in sockets))
+    assert all(s.frames == ["one", "two"] for s in sockets)
+
+
+async def test_last_local_leave_unsubscribes(layer):
+    hub = RoomHub()
+    first, second = Socket(), Socket()
+    await hub.join(7, first)
+    await hub.join(7, second)
+    await hub.leave(7, first)
+    assert hub.channel in layer.groups.get(room_group(7), {})
+    await hub.leave(7, second)
+    assert hub.channel not in layer.groups.get(room_group(7), {})
+    assert hub.local_count(7) == 0
+
+
+async def test_frames_go_to_their_own_room_only(layer):
+    hub = RoomHub()
+    here, there = Socket(), Socket()
+    await hub.join(1, here)
+    await hub.join(2, there)
+    await layer.group_send(room_group(2), room_event(2, "for room 2"))
+    await until(lambda: there.frames)
+    assert here.frames == [] and there.frames == ["for room 2"]
+
+
+async def test_a_broken_socket_does_not_stop_delivery_to_the_others(layer):
+    hub = RoomHub()
+    broken, healthy = Socket(fail=True), Socket()
+    await hub.join(1, broken)
+    await hub.join(1, healthy)
+    await layer.group_send(room_group(1), room_event(1, "still delivered"))
+    await until(lambda: healthy.frames)
+    assert healthy.frames == ["still delivered"]
