@@ -9,35 +9,37 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DatabaseError
+from django.utils import timezone
 
 from chat import protocol, selectors, services
 from chat.broadcast import room_send, user_group
 from chat.hub import get_hub
+from chat.logs import log_event
 from chat.presence import get_presence
 
-logger = logging.getLogger(__name__)
+# Past a session's expiry time, wait this long before looking, so that it has surely passed.
+SESSION_GRACE_SECONDS = 0.5
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     room = None
-    heartbeat = None
+    tasks = ()
     # Room frames that arrive before the welcome is sent wait here, in order.
     backlog = None
 
     async def connect(self):
         self.user = self.scope["user"]
+        slug = self.scope["url_route"]["kwargs"]["slug"]
         if not self.user.is_authenticated:
-            await self.close()
+            await self.refuse(slug, "anonymous")
             return
         try:
             after = _query_after(self.scope)
-            self.room, membership = await database_sync_to_async(services.room_open)(
-                slug=self.scope["url_route"]["kwargs"]["slug"], user=self.user
-            )
-        except (ValueError, ValidationError, PermissionDenied):
-            # Closing before accept refuses the handshake with HTTP 403.
-            await self.close()
+            self.room, membership = await database_sync_to_async(services.room_open)(slug=slug, user=self.user)
+        except (ValueError, ValidationError, PermissionDenied) as error:
+            await self.refuse(slug, type(error).__name__, detail=str(error))
             return
+        self.session_key = self.scope["session"].session_key
         # Join before reading so that nothing committed in between is missed;
         # live frames already covered by the welcome are dropped in room_frame.
         self.backlog = []
@@ -61,13 +63,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while self.backlog:
             await self.forward(self.backlog.pop(0))
         self.backlog = None
-        self.heartbeat = asyncio.create_task(self.presence_heartbeat())
+        self.tasks = [asyncio.create_task(self.presence_heartbeat()), asyncio.create_task(self.session_watch())]
+        log_event("ws.connect", room=self.room, user=self.user, after=after)
+
+    async def refuse(self, slug, reason, **fields):
+        """Refuse the handshake: closing before accept answers HTTP 403."""
+        log_event("ws.refused", room=slug, user=self.user, reason=reason, **fields)
+        await self.close()
+
+    async def close_with(self, code):
+        """Close the socket with `code`, stopping room frames first so that none follow the close."""
+        await get_hub().leave(self.room.pk, self)
+        await self.close(code=code)
 
     async def disconnect(self, code):
         if self.room is None:
             return
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
+        log_event("ws.disconnect", room=self.room, user=self.user, code=code)
+        for task in self.tasks:
+            task.cancel()
         await get_hub().leave(self.room.pk, self)
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
@@ -87,7 +101,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except PermissionDenied as error:
             await self.send_error(protocol.FORBIDDEN, str(error), client_id)
         except DatabaseError:
-            logger.exception("database error in room %s for user %s", self.room.slug, self.user.username)
+            log_event("ws.error", room=self.room, user=self.user, level=logging.ERROR, exc_info=True)
             detail = "The server could not store or read that; nothing was saved. Try again."
             await self.send_error(protocol.UNAVAILABLE, detail, client_id)
 
@@ -145,7 +159,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await room_send(self.room.pk, protocol.leave_frame(username))
             except Exception:
                 # A failed beat is retried on the next one; the entry outlives several beats.
-                logger.exception("presence heartbeat failed in room %s", self.room.slug)
+                log_event("presence.failed", room=self.room, user=self.user, level=logging.ERROR, exc_info=True)
+
+    async def session_watch(self):
+        """Close the socket with 4401 once its login session has expired."""
+        while True:
+            expiry = await database_sync_to_async(selectors.session_expiry)(self.session_key)
+            if expiry is None:
+                await self.session_revoked({"session_key": self.session_key})
+                return
+            # Sessions can be extended meanwhile, so look again at the expiry time.
+            await asyncio.sleep(max((expiry - timezone.now()).total_seconds(), 0) + SESSION_GRACE_SECONDS)
 
     async def room_frame(self, event):
         """Take a room's encoded frame from the hub, holding it back until the welcome is sent."""
@@ -169,9 +193,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def room_removed(self, event):
         """Close this socket when its user was removed from its room."""
         if event["room_id"] == self.room.pk:
-            # Stop room frames first: nothing may reach the socket after the close.
-            await get_hub().leave(self.room.pk, self)
-            await self.close(code=protocol.CLOSE_REMOVED)
+            log_event("ws.removed", room=self.room, user=self.user)
+            await self.close_with(protocol.CLOSE_REMOVED)
+
+    async def session_revoked(self, event):
+        """Close this socket when its login session ended (logout, expiry) or its user was deactivated."""
+        if event.get("session_key") in (None, self.session_key):
+            log_event("ws.session_ended", room=self.room, user=self.user)
+            await self.close_with(protocol.CLOSE_SESSION_ENDED)
 
 
 def _query_after(scope):

@@ -20,6 +20,7 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 
 # Close codes sent by the server (4000-4999 are the application's own).
+CLOSE_SESSION_ENDED = 4401
 CLOSE_REMOVED = 4403
 
 

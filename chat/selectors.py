@@ -1,5 +1,7 @@
 """Reads: rooms and messages as the pages and sockets see them."""
+from django.contrib.sessions.models import Session
 from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from chat.models import Membership, Message, Room
 from chat.protocol import DEFAULT_PAGE
@@ -31,6 +33,12 @@ def room_list_public(*, exclude_user=None):
 def room_member_names(room):
     """Return the usernames of a room's members, sorted."""
     return list(room.memberships.order_by("user__username").values_list("user__username", flat=True))
+
+
+def session_expiry(session_key):
+    """Return when a login session expires, or None when it is gone, expired or logged out."""
+    sessions = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+    return sessions.values_list("expire_date", flat=True).first()
 
 
 def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):

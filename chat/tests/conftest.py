@@ -27,10 +27,15 @@ def make_user(db):
     return make
 
 
-def session_cookie(user):
-    """Log `user` in through Django's test client and return its session cookie header."""
+def logged_in_client(user):
+    """Return a Django test client logged in as `user`."""
     client = Client()
     client.force_login(user)
+    return client
+
+
+def session_cookie(client):
+    """Return the session cookie header of a logged-in test client."""
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
 
 
@@ -39,10 +44,12 @@ async def connect():
     """Return an async factory of connected communicators; disconnects them all at the end."""
     opened = []
 
-    async def open_socket(user=None, slug="lobby", *, query="", origin=ORIGIN, expect_welcome=True):
+    async def open_socket(user=None, slug="lobby", *, query="", origin=ORIGIN, expect_welcome=True, client=None):
         headers = [(b"origin", origin.encode())] if origin else []
-        if user is not None:
-            headers.append((b"cookie", await database_sync_to_async(session_cookie)(user)))
+        if user is not None and client is None:
+            client = await database_sync_to_async(logged_in_client)(user)
+        if client is not None:
+            headers.append((b"cookie", session_cookie(client)))
         path = f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
         communicator = WebsocketCommunicator(application, path, headers=headers)
         opened.append(communicator)

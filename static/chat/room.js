@@ -132,8 +132,14 @@ function deleteMessage({ id }) {
   if (!socket.send({ type: "delete", id })) notice.show("Not connected: the message was not deleted.");
 }
 
-function removed() {
-  notice.show("You were removed from this room.", { stay: true });
+// The close code of a session that ended; see docs/protocol.md.
+const SESSION_ENDED_CODE = 4401;
+
+function removed(code) {
+  const text = code === SESSION_ENDED_CODE
+    ? "Your session ended (you logged out or it expired). Reload the page to log in again."
+    : "You were removed from this room.";
+  notice.show(text, { stay: true });
   editor.cancel();
   typing.clear();
   disableComposer(form);

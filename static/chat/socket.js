@@ -5,8 +5,9 @@ const BACKOFF_FACTOR = 2;
 const MAX_RETRY_MS = 15_000;
 // Random extra delay, as a share of the delay, so pages dropped together do not return together.
 const JITTER_RATIO = 0.3;
-// The close code the server uses when the user was removed from a private room: retrying is pointless.
-const REMOVED_CODE = 4403;
+// Close codes after which retrying is pointless: the server ended the user's
+// session (logout elsewhere, expiry, deactivation) or removed them from a private room.
+const FINAL_CODES = new Set([4401, 4403]);
 
 /** A chat websocket that reopens itself after a drop, resuming after the last message seen. */
 export class ChatSocket {
@@ -20,7 +21,7 @@ export class ChatSocket {
    * onFrame(frame) gets every decoded frame; onStatus(state) gets
    * "connecting" | "connected" | "reconnecting" | "offline";
    * resumeSeq() returns the seq to resume after, or 0 for a fresh start;
-   * onRemoved() runs when the server closed for good because the user lost access.
+   * onRemoved(code) runs when the server closed for good because the user lost access.
    */
   constructor(path, { onFrame, onStatus, resumeSeq, onRemoved }) {
     this.path = path;
@@ -99,10 +100,10 @@ export class ChatSocket {
     this.#socket = null;
     this.#ready = false;
     if (this.#closed) return;
-    if (code === REMOVED_CODE) {
+    if (FINAL_CODES.has(code)) {
       this.#closed = true;
       this.onStatus("closed");
-      this.onRemoved?.();
+      this.onRemoved?.(code);
       return;
     }
     const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * BACKOFF_FACTOR ** this.#attempt);
