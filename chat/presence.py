@@ -14,6 +14,10 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 
+# The pseudo-room in which every socket of a user is counted, whatever its room.
+ANYWHERE = "anywhere"
+
+
 class BasePresence:
     """The presence store interface; each method is atomic for one room."""
 
@@ -39,6 +43,10 @@ class BasePresence:
     async def online_counts(self, room_ids):
         """Return {room_id: number of users online} for the given rooms."""
         raise NotImplementedError("subclasses of BasePresence must provide an online_counts() method")
+
+    async def connection_count(self, room_id, username):
+        """Return how many live connections a user has in a room."""
+        raise NotImplementedError("subclasses of BasePresence must provide a connection_count() method")
 
 
 class MemoryPresence(BasePresence):
@@ -80,6 +88,10 @@ class MemoryPresence(BasePresence):
 
     async def online_counts(self, room_ids):
         return {room_id: len(await self.online(room_id)) for room_id in room_ids}
+
+    async def connection_count(self, room_id, username):
+        now = time.monotonic()
+        return sum(expires > now for expires in self.rooms.get(room_id, {}).get(username, {}).values())
 
 
 # KEYS[1]: the room's users (score: latest expiry); KEYS[2]: the user's connections
@@ -175,6 +187,11 @@ class RedisPresence(BasePresence):
                 pipe.zcount(self._keys(room_id)[0], f"({now}", "+inf")
             counts = await pipe.execute()
         return dict(zip(room_ids, counts))
+
+    async def connection_count(self, room_id, username):
+        client, *_ = self._client()
+        now = await self._now(client)
+        return await client.zcount(self._keys(room_id, username)[1], f"({now}", "+inf")
 
     @staticmethod
     async def _now(client):
