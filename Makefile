@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Refuse oversized websocket frames in the server, before the app reads them
+# (keep equal to CHAT_MAX_FRAME_BYTES).
+DAPHNE_LIMITS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
 
 .PHONY: run test migrate clean
 
@@ -20,7 +23,7 @@ migrate: $(VENV)/.installed
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	DEBUG=$${DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) myproject.asgi:application
+	DEBUG=$${DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_LIMITS) myproject.asgi:application
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -4,6 +4,7 @@ import logging
 import re
 from urllib.parse import parse_qs
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -15,7 +16,8 @@ from chat import protocol, selectors, services
 from chat.broadcast import room_send, user_group
 from chat.hub import get_hub
 from chat.logs import log_event
-from chat.presence import get_presence
+from chat.limits import Limit, LimitExceeded
+from chat.presence import ANYWHERE, get_presence
 
 # Past a session's expiry time, wait this long before looking, so that it has surely passed.
 SESSION_GRACE_SECONDS = 0.5
@@ -33,10 +35,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             await self.refuse(slug, "anonymous")
             return
+        presence = get_presence()
+        if await presence.connection_count(ANYWHERE, self.user.username) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            await self.refuse_clearly(
+                slug, protocol.TOO_MANY_SOCKETS, protocol.CLOSE_TOO_MANY_SOCKETS,
+                f"You have {settings.CHAT_MAX_SOCKETS_PER_USER} sockets open already; close a tab and retry.",
+            )
+            return
         try:
             after = _query_after(self.scope)
             self.room, membership = await database_sync_to_async(services.room_open)(slug=slug, user=self.user)
-        except (ValueError, ValidationError, PermissionDenied) as error:
+        except (ValueError, ValidationError, PermissionDenied, LimitExceeded) as error:
             await self.refuse(slug, type(error).__name__, detail=str(error))
             return
         self.session_key = self.scope["session"].session_key
@@ -57,7 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(
             text_data=protocol.welcome_frame(
                 room=self.room, user=self.user, messages=messages, has_more=has_more,
-                online=await get_presence().online(self.room.pk), last_read_seq=membership.last_read_seq,
+                online=await presence.online(self.room.pk), last_read_seq=membership.last_read_seq,
             )
         )
         while self.backlog:
@@ -71,6 +80,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         log_event("ws.refused", room=slug, user=self.user, reason=reason, **fields)
         await self.close()
 
+    async def refuse_clearly(self, slug, code, close_code, detail):
+        """Refuse a socket with a reason the page can show: accept, send an error frame, close."""
+        log_event("ws.refused", room=slug, user=self.user, reason=code)
+        await self.accept()
+        await self.send_error(code, detail)
+        await self.close(code=close_code)
+
     async def close_with(self, code):
         """Close the socket with `code`, stopping room frames first so that none follow the close."""
         await get_hub().leave(self.room.pk, self)
@@ -83,13 +99,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for task in self.tasks:
             task.cancel()
         await get_hub().leave(self.room.pk, self)
+        await get_presence().disconnect(ANYWHERE, self.user.username, self.channel_name)
         await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
         try:
-            frame = protocol.parse_client_frame(text_data)
+            frame = protocol.parse_client_frame(text_data, settings.CHAT_MAX_FRAME_BYTES)
         except protocol.ProtocolError as error:
             await self.send_error(error.code, error.detail, error.client_id)
             return
@@ -100,15 +117,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error(protocol.NOT_FOUND, "No such message in this room.", client_id)
         except PermissionDenied as error:
             await self.send_error(protocol.FORBIDDEN, str(error), client_id)
+        except LimitExceeded as error:
+            await self.send_error(protocol.RATE_LIMITED, error.detail, client_id, error.retry_after)
+            if error.count > error.flood_count:
+                log_event("ws.flood", room=self.room, user=self.user, count=error.count)
+                await self.close_with(protocol.CLOSE_POLICY)
         except DatabaseError:
             log_event("ws.error", room=self.room, user=self.user, level=logging.ERROR, exc_info=True)
             detail = "The server could not store or read that; nothing was saved. Try again."
             await self.send_error(protocol.UNAVAILABLE, detail, client_id)
 
-    async def send_error(self, code, detail, client_id=None):
-        await self.send(text_data=protocol.error_frame(code, detail, client_id))
+    async def send_error(self, code, detail, client_id=None, retry_after=None):
+        await self.send(text_data=protocol.error_frame(code, detail, client_id, retry_after))
+
+    async def check_limit(self, name, detail, flood_factor=None):
+        """Count one event of this user against a limit; raise LimitExceeded when over it."""
+        limit = Limit.from_setting(name)
+        try:
+            await sync_to_async(limit.check)(f"user:{self.user.pk}", detail)
+        except LimitExceeded as error:
+            # Past flood_factor times the limit, the socket is closed, not only answered.
+            error.flood_count = limit.count * flood_factor if flood_factor else float("inf")
+            raise
 
     async def on_send(self, frame):
+        await self.check_limit(
+            "message", "You are sending messages too fast; nothing was sent.", settings.CHAT_FLOOD_FACTOR
+        )
         message, created = await database_sync_to_async(services.message_create)(
             room=self.room, author=self.user, body=frame.body, client_id=frame.client_id
         )
@@ -130,6 +165,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(services.message_delete)(room=self.room, actor=self.user, message_id=frame.id)
 
     async def on_typing(self, frame):
+        await self.check_limit("typing", "Typing notices are sent too often.")
         await room_send(self.room.pk, protocol.typing_frame(self.user.username), skip_user=self.user.pk)
 
     async def on_read(self, frame):
@@ -145,7 +181,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     }
 
     async def presence_refresh(self):
-        """Refresh this socket's presence entry, announcing the user if they were not online."""
+        """Refresh this socket's presence entries, announcing the user if they were not online."""
+        await get_presence().connect(ANYWHERE, self.user.username, self.channel_name)
         if await get_presence().connect(self.room.pk, self.user.username, self.channel_name):
             await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
 

@@ -1,8 +1,10 @@
 """Forms of the chat pages."""
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from chat import services
+from chat.limits import Limit, LimitExceeded
 
 
 class RoomOpenForm(forms.Form):
@@ -23,3 +25,35 @@ class RoomOpenForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(label="Username", max_length=150)
     action = forms.ChoiceField(choices=[("add", "Add"), ("remove", "Remove")])
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's login form, refusing a username or an address after repeated failures."""
+
+    throttled = False
+
+    def clean(self):
+        """Refuse at once when throttled; count each failed attempt."""
+        limit = Limit.from_setting("login_failure")
+        # One address may try several usernames, so its limit is wider.
+        per_address = Limit(limit.name + "_address", limit.count * 4, limit.seconds)
+        keys = [(limit, f"username:{(self.data.get('username') or '').lower()}"), (per_address, client_address(self.request))]
+        try:
+            for each, key in keys:
+                each.check_peek(key, "Too many failed logins.")
+        except LimitExceeded as error:
+            self.throttled = True
+            raise ValidationError(
+                f"Too many failed logins; try again in {int(error.retry_after) + 1} seconds.", code="throttled"
+            ) from None
+        try:
+            return super().clean()
+        except ValidationError:
+            for each, key in keys:
+                each.hit(key)
+            raise
+
+
+def client_address(request):
+    """Return the client's address as daphne saw it (behind nginx, from X-Forwarded-For with --proxy-headers)."""
+    return f"address:{request.META.get('REMOTE_ADDR', '')}"

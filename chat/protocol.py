@@ -3,6 +3,7 @@
 docs/protocol.md describes every frame here; keep the two in step.
 """
 import json
+import re
 from dataclasses import dataclass
 
 from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
@@ -10,7 +11,7 @@ from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
 VERSION = 1
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
-MAX_FRAME_CHARS = 64 * 1024
+MAX_FRAME_BYTES = 64 * 1024
 
 INVALID = "invalid"
 EMPTY = "empty"
@@ -18,10 +19,14 @@ TOO_LONG = "too_long"
 UNAVAILABLE = "unavailable"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
+RATE_LIMITED = "rate_limited"
+TOO_MANY_SOCKETS = "too_many_sockets"
 
 # Close codes sent by the server (4000-4999 are the application's own).
+CLOSE_POLICY = 1008
 CLOSE_SESSION_ENDED = 4401
 CLOSE_REMOVED = 4403
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class ProtocolError(Exception):
@@ -122,13 +127,18 @@ def _parse_send(data):
         raise
 
 
+def _parse_limit(data):
+    limit = data.get("limit", DEFAULT_PAGE)
+    if not _is_int(limit) or not 1 <= limit <= MAX_PAGE:
+        raise ProtocolError(INVALID, f"'limit' must be an integer from 1 to {MAX_PAGE}.")
+    return limit
+
+
 def _parse_history(data):
     before, after = data.get("before"), data.get("after")
     if (before is None) == (after is None):
         raise ProtocolError(INVALID, "'history' needs exactly one of 'before' or 'after'.")
-    limit = data.get("limit", DEFAULT_PAGE)
-    if not _is_int(limit) or not 1 <= limit <= MAX_PAGE:
-        raise ProtocolError(INVALID, f"'limit' must be an integer from 1 to {MAX_PAGE}.")
+    limit = _parse_limit(data)
     if before is not None:
         return History(before=parse_seq(before, "before"), limit=limit)
     return History(after=parse_seq(after, "after"), limit=limit)
@@ -136,6 +146,21 @@ def _parse_history(data):
 
 def _parse_edit(data):
     return Edit(id=parse_seq(data.get("id"), "id"), body=parse_body(data.get("body")))
+
+
+def parse_history_query(query):
+    """Return the History page a URL query asks for (?before= or ?after=, ?limit=), or raise ProtocolError."""
+    data = {}
+    for field in ("before", "after", "limit"):
+        value = query.get(field)
+        if value is None:
+            continue
+        if not re.fullmatch(r"[0-9]{1,19}", value):
+            raise ProtocolError(INVALID, f"'{field}' must be a non-negative integer.")
+        data[field] = int(value)
+    if "before" not in data and "after" not in data:
+        return History(limit=_parse_limit(data))  # the latest page
+    return _parse_history(data)
 
 
 PARSERS = {
@@ -148,12 +173,13 @@ PARSERS = {
 }
 
 
-def parse_client_frame(text):
+def parse_client_frame(text, max_bytes=MAX_FRAME_BYTES):
     """Return the typed frame for one client text frame, or raise ProtocolError."""
     if text is None:
         raise ProtocolError(INVALID, "Frames must be JSON text, not binary.")
-    if len(text) > MAX_FRAME_CHARS:
-        raise ProtocolError(TOO_LONG, f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+    # A character takes 1 to 4 bytes in UTF-8: encode only when the length is in doubt.
+    if len(text) > max_bytes or (len(text) * 4 > max_bytes and len(text.encode("utf-8", "surrogatepass")) > max_bytes):
+        raise ProtocolError(TOO_LONG, f"Frames are limited to {max_bytes} bytes.")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):
@@ -246,9 +272,11 @@ def history_frame(messages, has_more):
     return encode({"type": "history", "messages": [message_data(m) for m in messages], "has_more": has_more})
 
 
-def error_frame(code, detail, client_id=None):
+def error_frame(code, detail, client_id=None, retry_after=None):
     """Build an error frame, echoing the client id of the frame it answers."""
     frame = {"type": "error", "code": code, "detail": detail}
     if client_id is not None:
         frame["client_id"] = client_id
+    if retry_after is not None:
+        frame["retry_after"] = retry_after
     return encode(frame)

@@ -2,7 +2,8 @@
 
 Each function checks access and input, writes, and sends the resulting frames.
 Refusals raise PermissionDenied (not allowed), ObjectDoesNotExist (no such
-thing for this user) or ValidationError (bad input); nothing is changed then.
+thing for this user), ValidationError (bad input) or LimitExceeded (too
+often); nothing is changed then.
 """
 import re
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 
 from chat import protocol
 from chat.broadcast import room_send_on_commit, user_event_on_commit
+from chat.limits import Limit
 from chat.mentions import mentioned_usernames
 from chat.models import Membership, Message, Room, validate_room_slug
 
@@ -31,6 +33,7 @@ def room_open(*, slug, user, name=None, private=False):
     if room is None:
         if DIRECT_SLUG.fullmatch(slug):
             raise ValidationError("Names like dm-1-2 are kept for direct messages.", code="reserved")
+        Limit.from_setting("room_creation").check(f"user:{user.pk}", "You have created too many rooms lately.")
         room, created = Room.objects.get_or_create(
             slug=slug, defaults={"name": name or slug, "created_by": user, "is_private": private}
         )

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("chat/<str:slug>/", views.room, name="room"),
     path("chat/<str:slug>/members/", views.members, name="members"),
+    path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
     path("dm/<str:username>/", views.direct, name="direct"),
 ]

@@ -2,26 +2,46 @@
 from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET, require_POST
 
-from chat import selectors, services
-from chat.forms import MemberForm, RoomOpenForm
+from chat import protocol, selectors, services
+from chat.forms import MemberForm, RoomOpenForm, ThrottledAuthenticationForm, client_address
+from chat.limits import Limit, LimitExceeded
 from chat.presence import get_presence
 
 
+class LoginView(auth_views.LoginView):
+    """Django's login page, answering 429 while a username or address is throttled."""
+
+    authentication_form = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        response.status_code = 429 if form.throttled else 200
+        return response
+
+
 def signup(request):
-    """Create an account and log the new user in."""
+    """Create an account and log the new user in; each address may sign up a few times an hour."""
     if request.user.is_authenticated:
         return redirect("chat:index")
     form = UserCreationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        return redirect("chat:index")
+    if request.method == "POST":
+        try:
+            Limit.from_setting("signup").check(client_address(request), "Too many sign-ups from your address.")
+        except LimitExceeded as error:
+            form.add_error(None, f"{error.detail} Try again in {int(error.retry_after) + 1} seconds.")
+            return render(request, "registration/signup.html", {"form": form}, status=429)
+        if form.is_valid():
+            user = form.save()
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("chat:index")
     return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
@@ -40,7 +60,7 @@ def index(request):
                 name=form.cleaned_data["name"], private=form.cleaned_data["private"],
             )
             return redirect("chat:room", slug=form.cleaned_data["slug"])
-        except (ValidationError, PermissionDenied) as error:
+        except (ValidationError, PermissionDenied, LimitExceeded) as error:
             form.add_error("name", error.messages if isinstance(error, ValidationError) else str(error))
     memberships = list(selectors.room_list_for_user(request.user))
     public_rooms = list(selectors.room_list_public(exclude_user=request.user))
@@ -65,6 +85,8 @@ def room(request, slug):
         return _error(request, " ".join(error.messages), 400)
     except PermissionDenied as error:
         return _error(request, str(error), 403)
+    except LimitExceeded as error:
+        return _error(request, f"{error.detail} Try again in {int(error.retry_after) + 1} seconds.", 429)
     can_manage = room.is_private and not room.is_direct and room.created_by_id == request.user.pk
     config = {
         "slug": room.slug,
@@ -116,3 +138,19 @@ def members(request, slug):
         verb = "added to" if form.cleaned_data["action"] == "add" else "removed from"
         messages.success(request, f"{form.cleaned_data['username']} was {verb} the room.")
     return redirect("chat:room", slug=room.slug)
+
+
+@login_required
+@require_GET
+def messages_page(request, slug):
+    """Return one page of a room's history as JSON: ?before=<seq> or ?after=<seq>, and ?limit=."""
+    try:
+        room, _ = services.room_open(slug=slug, user=request.user)
+        page = protocol.parse_history_query(request.GET)
+    except (ValidationError, protocol.ProtocolError) as error:
+        detail = " ".join(error.messages) if isinstance(error, ValidationError) else error.detail
+        return JsonResponse({"error": "invalid", "detail": detail}, status=400)
+    except (PermissionDenied, LimitExceeded) as error:
+        return JsonResponse({"error": "forbidden", "detail": str(error)}, status=403)
+    messages, has_more = selectors.message_list(room=room, before=page.before, after=page.after, limit=page.limit)
+    return HttpResponse(protocol.history_frame(messages, has_more), content_type="application/json")

@@ -34,6 +34,9 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+if "*" in ALLOWED_HOSTS and not DEBUG:
+    # "*" would let any site's page open sockets with a visitor's cookies.
+    raise ImproperlyConfigured("ALLOWED_HOSTS must name the site's hosts; '*' is refused when DEBUG is off.")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
@@ -45,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "csp",
     "chat",
 ]
 
@@ -57,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "myproject.urls"
@@ -150,6 +155,13 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
+# The cache holds the abuse-limit counters (chat/limits.py): in Redis they count
+# across every server process; in memory, within one.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -194,6 +206,25 @@ if env_bool("SECURE_PROXY_SSL_HEADER"):
     # Only behind a proxy that overwrites this header (deploy/nginx.conf does).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# No inline script or style anywhere: injected markup cannot run. Websockets
+# go to the page's own origin, which 'self' covers for ws: and wss:.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_OPTIONS = True
+X_FRAME_OPTIONS = "DENY"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -212,3 +243,22 @@ CHAT_PRESENCE_BACKEND = os.environ.get(
 )
 CHAT_PRESENCE_HEARTBEAT = float(os.environ.get("CHAT_PRESENCE_HEARTBEAT", "15"))
 CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "45"))
+
+
+def env_rate(name, default):
+    """Return the environment variable `name` ("COUNT/SECONDS") as (count, seconds)."""
+    count, _, seconds = os.environ.get(name, default).partition("/")
+    return int(count), float(seconds)
+
+
+# Abuse limits (chat/limits.py), each "COUNT/SECONDS"; see docs/security.md.
+CHAT_MESSAGE_RATE = env_rate("CHAT_MESSAGE_RATE", "20/10")  # per user, all sockets
+# A socket that goes on sending past this many times the message limit is closed (1008).
+CHAT_FLOOD_FACTOR = int(os.environ.get("CHAT_FLOOD_FACTOR", "3"))
+CHAT_TYPING_RATE = env_rate("CHAT_TYPING_RATE", "2/1")  # per user
+CHAT_ROOM_CREATION_RATE = env_rate("CHAT_ROOM_CREATION_RATE", "10/3600")  # per user
+CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per username, and 4x per address
+CHAT_SIGNUP_RATE = env_rate("CHAT_SIGNUP_RATE", "5/3600")  # per address
+CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
+# Keep equal to daphne's --websocket-max-message-size (deploy/, Makefile).
+CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))

@@ -129,3 +129,13 @@ def fresh_presence():
     _presence.cache_clear()
     yield
     _presence.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_limits():
+    """Start every test with empty abuse-limit counters (they live in the cache)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
