@@ -5,9 +5,9 @@ const OLDER_PAGE_SIZE = 50;
 const lastSeq = (messages) => messages.at(-1)?.seq;
 
 /**
- * History: older pages on demand, and catching up after a reconnect.
+ * History: older pages on demand, and catching up after a reconnect or a gap in the live messages.
  * Also keeps resumeSeq, the seq up to which the page has every message,
- * which is what a reconnect resumes after.
+ * which is what a reconnect resumes after and what a catch-up asks after.
  */
 export class History {
   // What each unanswered history request asked for ("older" | "newer"), in the order sent:
@@ -15,6 +15,9 @@ export class History {
   #requests = [];
   #hasOlder = false;
   #catchingUp = false;
+  // The highest seq shown when the catch-up began: once the server has nothing more after resumeSeq,
+  // every seq up to it is either shown or deleted (history skips deleted ones), so the range is healed.
+  #catchUpTo = 0;
 
   constructor({ messages, socket, button, scroller }) {
     this.messages = messages;
@@ -40,8 +43,10 @@ export class History {
     this.messages.add(batch);
     this.resumeSeq = lastSeq(batch) ?? this.resumeSeq;
     if (resumed) {
-      // In this mode has_more means newer messages are still missing.
+      // In this mode has_more means newer messages are still missing. Without it, the page has
+      // everything up to the newest it shows: a seq it knew of but was not sent was deleted.
       if (frame.has_more && batch.length) this.#catchUp();
+      else this.resumeSeq = Math.max(this.resumeSeq, this.messages.highestSeq ?? 0);
     } else {
       this.#hasOlder = Boolean(frame.has_more);
       this.messages.scrollToBottom();
@@ -49,9 +54,10 @@ export class History {
     this.#render();
   }
 
-  /** Note a live message; during a catch-up it may be ahead of a gap, so it cannot move resumeSeq. */
-  live(message) {
-    if (!this.#catchingUp && message.seq > this.resumeSeq) this.resumeSeq = message.seq;
+  /** Note a live message (already shown); one that jumps past resumeSeq + 1 means the layer dropped some. */
+  live() {
+    // During a catch-up, its last answer checks again.
+    if (!this.#catchingUp) this.#heal();
   }
 
   /** Apply the answer to the oldest unanswered history request. */
@@ -63,9 +69,14 @@ export class History {
       this.#hasOlder = Boolean(frame.has_more);
     } else if (kind === "newer") {
       this.messages.add(batch);
-      this.resumeSeq = lastSeq(batch) ?? this.resumeSeq;
-      if (frame.has_more && batch.length) this.#catchUp();
-      else this.#catchingUp = false;
+      this.resumeSeq = Math.max(this.resumeSeq, lastSeq(batch) ?? 0);
+      if (frame.has_more && batch.length) {
+        this.#request("newer", { after: this.resumeSeq });
+      } else {
+        this.#catchingUp = false;
+        this.resumeSeq = Math.max(this.resumeSeq, this.#catchUpTo);
+        this.#heal();
+      }
     }
     this.#render();
   }
@@ -79,7 +90,10 @@ export class History {
   refused() {
     // The caller decides which errors answer a history request (see room.js).
     // A refused catch-up leaves resumeSeq behind the gap, so the next reconnect fills it.
-    if (this.#requests.shift() === undefined) return false;
+    const kind = this.#requests.shift();
+    if (kind === undefined) return false;
+    // The next live message tries again.
+    if (kind === "newer") this.#catchingUp = false;
     this.#render();
     return true;
   }
@@ -89,9 +103,16 @@ export class History {
     this.#request("older", { before: this.messages.lowestSeq, limit: OLDER_PAGE_SIZE });
   }
 
+  /** Move resumeSeq over the seqs the page has; fetch what is missing below the newest shown. */
+  #heal() {
+    while (this.messages.has(this.resumeSeq + 1)) this.resumeSeq += 1;
+    if (this.messages.highestSeq !== null && this.messages.highestSeq > this.resumeSeq) this.#catchUp();
+  }
+
   #catchUp() {
-    // After the last message of the batch, not the newest shown: live ones may sit past a gap.
+    // After resumeSeq, not the newest shown: live ones may sit past a gap.
     this.#catchingUp = true;
+    this.#catchUpTo = this.messages.highestSeq ?? 0;
     this.#request("newer", { after: this.resumeSeq });
   }
 

@@ -1,9 +1,11 @@
-import { formatFull, formatShort } from "./format.js";
+import { dayKey, formatDay, formatFull, formatTime } from "./format.js";
 import { renderRichText } from "./richtext.js";
 import { directUrl } from "./urls.js";
 
 // Within this distance of the bottom the reader is following along, so new messages scroll into view.
 const NEAR_BOTTOM_PX = 120;
+// One author's messages this close together read as one block, under one name and time.
+const GROUP_WITHIN_MS = 5 * 60 * 1000;
 
 /** Return a new client id for a message; the server uses it to drop repeats. */
 export function newClientId() {
@@ -20,6 +22,7 @@ export class MessageList {
   #local = new Map(); // client_id -> { clientId, body, element, failed }, in the order written
   #divider = null;
   #unread = null; // { after, upTo }: the seqs the "New messages" divider stands before
+  #dayDividers = new Map(); // day key -> its heading element
 
   /** onEdit(message) and onDelete(message) run when the user picks those actions on their own message. */
   constructor(list, scroller, { username, isStaff = false, onRetry, onEdit, onDelete }) {
@@ -39,7 +42,7 @@ export class MessageList {
     const following = this.#nearBottom();
     const fromBottom = this.scroller.scrollHeight - this.scroller.scrollTop;
     for (const message of messages) this.#insert(message);
-    this.#placeDivider();
+    this.#decorate();
     // Older messages go above the reader's eyes; keep what they were reading where it was.
     if (older) this.scroller.scrollTop = this.scroller.scrollHeight - fromBottom;
     else if (following) this.scrollToBottom();
@@ -53,6 +56,7 @@ export class MessageList {
     const element = this.#render(message);
     entry.element.replaceWith(element);
     entry.element = element;
+    this.#decorate();
   }
 
   /** Take a deleted message off the list, keeping its seq known. */
@@ -62,7 +66,12 @@ export class MessageList {
     this.#bySeq.set(seq, null);
     if (this.lowestSeq === null || seq < this.lowestSeq) this.lowestSeq = seq;
     if (this.highestSeq === null || seq > this.highestSeq) this.highestSeq = seq;
-    this.#placeDivider();
+    this.#decorate();
+  }
+
+  /** Return whether the page knows this seq: shown, or deleted while the page watched. */
+  has(seq) {
+    return this.#bySeq.has(seq);
   }
 
   /** Return the message with this seq, or undefined when it is not shown. */
@@ -81,8 +90,14 @@ export class MessageList {
 
   /** Draw the "New messages" divider before the first shown message with after < seq <= upTo. */
   markUnread(after, upTo) {
+    const following = this.#nearBottom();
     this.#unread = { after, upTo };
-    this.#placeDivider();
+    this.#decorate();
+    if (!following || !this.#divider?.isConnected) return;
+    this.scrollToBottom();
+    // More unread than fits: start the reader at the first one instead.
+    const above = this.#divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+    if (above < 0) this.scroller.scrollTop += above;
   }
 
   /** Show a message the user just wrote, before the server has confirmed it. */
@@ -93,6 +108,7 @@ export class MessageList {
     element.querySelector(".message__meta").append(textElement("span", "message__state", "Sending…"));
     this.list.append(element);
     this.#local.set(clientId, { clientId, body, element, failed: false });
+    this.#decorate();
     this.scrollToBottom();
   }
 
@@ -163,19 +179,53 @@ export class MessageList {
     return null;
   }
 
-  #placeDivider() {
-    if (!this.#unread) return;
-    const { after, upTo } = this.#unread;
-    const first = [...this.list.children].find((child) => {
-      const seq = Number(child.dataset.seq);
-      return seq > after && seq <= upTo;
-    });
-    if (!first) {
-      this.#divider?.remove();
-      return;
+  /**
+   * Place the day headings and the "New messages" divider, and group each author's consecutive messages.
+   * Runs after every change: messages arrive in any order (older pages, catch-ups), so neighbours change.
+   */
+  #decorate() {
+    const items = [...this.list.children].filter((child) => child.classList.contains("message"));
+    const { after, upTo } = this.#unread ?? {};
+    const firstUnread = this.#unread
+      ? items.find((item) => Number(item.dataset.seq) > after && Number(item.dataset.seq) <= upTo)
+      : undefined;
+    const wanted = new Set();
+    let previous = null;
+    for (const item of items) {
+      const before = [];
+      const day = item.dataset.day;
+      if (day && day !== previous?.dataset.day) before.push(this.#dayDivider(day, Number(item.dataset.time)));
+      if (item === firstUnread) before.push((this.#divider ??= dividerElement()));
+      const grouped = previous !== null && before.length === 0 && previous.dataset.author === item.dataset.author
+        && Number(item.dataset.time) - Number(previous.dataset.time) < GROUP_WITHIN_MS;
+      item.classList.toggle("message--grouped", grouped);
+      // Put each separator right before its message, moving only what is out of place.
+      let next = item;
+      for (const separator of before.reverse()) {
+        if (separator.nextElementSibling !== next) this.list.insertBefore(separator, next);
+        next = separator;
+        wanted.add(separator);
+      }
+      previous = item;
     }
-    this.#divider ??= dividerElement();
-    if (first.previousElementSibling !== this.#divider) this.list.insertBefore(this.#divider, first);
+    for (const separator of [this.#divider, ...this.#dayDividers.values()]) {
+      if (separator && !wanted.has(separator)) separator.remove();
+    }
+  }
+
+  #dayDivider(day, time) {
+    let divider = this.#dayDividers.get(day);
+    if (!divider) {
+      divider = document.createElement("li");
+      divider.className = "day-divider";
+      divider.append(textElement("time", "day-divider__label", ""));
+      divider.firstChild.dateTime = day;
+      this.#dayDividers.set(day, divider);
+    }
+    // Relabelled each time, so "Today" becomes "Yesterday" on a page left open overnight.
+    const label = formatDay(new Date(time));
+    if (divider.firstChild.textContent !== label) divider.firstChild.textContent = label;
+    return divider;
   }
 
   #nearBottom() {
@@ -190,21 +240,25 @@ export class MessageList {
     const item = document.createElement("li");
     item.className = mine ? "message message--mine" : "message";
     if (confirmed) item.dataset.seq = String(message.seq);
+    const name = String(author ?? "");
+    const created = new Date(createdAt);
+    item.dataset.author = name;
+    item.dataset.day = dayKey(created);
+    item.dataset.time = String(created.getTime());
 
     const meta = document.createElement("div");
     meta.className = "message__meta";
-    const name = String(author ?? "");
     const authorElement = textElement(mine ? "span" : "a", "message__author", name);
     if (!mine) authorElement.href = directUrl(name);
-    meta.append(authorElement, " ", timeElement("message__time", createdAt, formatShort));
-    if (editedAt) {
-      const edited = textElement("span", "message__edited", "(edited)");
-      edited.title = `Edited ${formatFull(new Date(editedAt))}`;
-      meta.append(" ", edited);
-    }
+    meta.append(authorElement, " ", timeElement("message__time", created));
 
     const text = textElement("p", "message__body", "");
     text.append(renderRichText(String(body ?? ""), this.username));
+    if (editedAt) {
+      const edited = textElement("span", "message__edited", "(edited)");
+      edited.title = `Edited ${formatFull(new Date(editedAt))}`;
+      text.append(" ", edited);
+    }
     item.append(meta, text);
     // Staff may delete anyone's message, but only authors edit.
     if (confirmed && (mine || this.isStaff)) item.append(this.#actions(message.seq, mine));
@@ -229,9 +283,8 @@ export class MessageList {
   }
 }
 
-function timeElement(className, iso, format) {
-  const date = new Date(iso);
-  const time = textElement("time", className, format(date));
+function timeElement(className, date) {
+  const time = textElement("time", className, formatTime(date));
   if (!Number.isNaN(date.getTime())) time.dateTime = date.toISOString();
   time.title = formatFull(date);
   return time;

@@ -1,3 +1,4 @@
+import { Announcer } from "./announce.js";
 import { disableComposer, setupComposer } from "./composer.js";
 import { Editor } from "./editing.js";
 import { History } from "./history.js";
@@ -50,6 +51,7 @@ const mentions = new MentionNotifier({
   enableButton: byId("enable-notifications"),
   currentRoom: config.slug,
 });
+const announcer = new Announcer(byId("announcer"), config.username);
 let welcomed = false;
 
 const handlers = new Map([
@@ -58,7 +60,8 @@ const handlers = new Map([
     if (!message) return;
     typing.stopped(message.author);
     messages.add([message]);
-    history.live(message);
+    announcer.message(message);
+    history.live();
     readMarker.shown();
   }],
   ["message_edited", ({ message }) => messages.edit(message)],

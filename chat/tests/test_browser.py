@@ -1,0 +1,285 @@
+"""The chat in real Chromium against the real app: daphne, SQLite or PostgreSQL, and once Redis."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from chat.tests.browser import (  # noqa: F401 (fixtures)
+    app, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
+    redis_app, room, send, static_root,
+)
+from chat.tests.servers import PASSWORD, PROJECT_DIR
+
+pytestmark = [pytest.mark.timeout(180)]
+SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
+both_layers = pytest.mark.parametrize("layer", ["memory", "redis"])
+
+
+def served(request, layer):
+    """Return the app with the in-memory layer or the one with Redis."""
+    return request.getfixturevalue("app" if layer == "memory" else "redis_app")
+
+
+def shown_seqs(page):
+    return [int(seq) for seq in page.locator("#messages > .message").evaluate_all("items => items.map(i => i.dataset.seq)")]
+
+
+def shown(page):
+    """Return the (seq, body) pairs the page lists, top to bottom; unconfirmed ones have seq None."""
+    return page.locator("#messages > .message").evaluate_all(
+        """items => items.map(item => [
+             item.dataset.seq ? Number(item.dataset.seq) : null,
+             item.querySelector('.message__body').textContent])"""
+    )
+
+
+def test_sign_up_open_a_direct_message_and_log_in_again(app, open_page):
+    erin = open_page(app)
+    erin.goto("/")
+    erin.get_by_role("link", name="Sign up").click()
+    erin.get_by_label("Username").fill("erin")
+    erin.get_by_label(re.compile(r"^Password:?$")).fill(PASSWORD)
+    erin.get_by_label("Password confirmation").fill(PASSWORD)
+    erin.get_by_role("button", name="Create account").click()
+    expect(erin.get_by_role("heading", name="Your rooms")).to_be_visible()
+
+    erin.get_by_label("Username").fill("ada")
+    erin.get_by_role("button", name="Open conversation").click()
+    expect(erin.get_by_role("heading", name="ada")).to_be_visible()
+    expect(erin.locator("#connection-status")).to_have_text("Connected")
+    send(erin, "hi ada, got a minute?")
+    expect(erin.locator("#messages > .message[data-seq='1']")).to_contain_text("hi ada, got a minute?")
+
+    erin.get_by_role("button", name="Log out").click()
+    expect(erin.get_by_role("heading", name="Log in")).to_be_visible()
+    log_in(erin, "erin")
+    expect(erin.locator(".room-list").first).to_contain_text("ada")
+
+    ada = open_page(app, "ada")
+    direct = ada.locator(".room-list__item", has_text="erin")
+    expect(direct.locator(".badge")).to_have_text("1 unread")
+    direct.get_by_role("link", name="erin").click()
+    expect(message_bodies(ada)).to_have_text(["hi ada, got a minute?"])
+
+
+@both_layers
+def test_two_users_chat_both_ways_live_and_reload_keeps_the_history(request, layer, open_page, room):
+    live = served(request, layer)
+    ada, bruno = open_page(live, "ada"), open_page(live, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+
+    send(ada, "hello bruno")
+    expect(message_bodies(bruno)).to_have_text(["hello bruno"])
+    expect(bruno.locator("#announcer")).to_contain_text("ada: hello bruno")
+    composer = bruno.get_by_label("Message", exact=True)
+    composer.fill("line one")
+    composer.press("Shift+Enter")
+    composer.press_sequentially("line two")
+    composer.press("Enter")
+    expect(message_bodies(ada)).to_have_text(["hello bruno", "line one line two"])
+    expect(message_bodies(ada).nth(1)).to_have_js_property("textContent", "line one\nline two")
+    send(bruno, "and a third")
+    expect(message_bodies(ada)).to_have_text(["hello bruno", "line one line two", "and a third"])
+    # Bruno's two messages in a row read as one block under one name.
+    expect(ada.locator("#messages > .message").nth(2)).to_have_class(re.compile(r"\bmessage--grouped\b"))
+    expect(ada.locator("#messages > .message").nth(1)).not_to_have_class(re.compile(r"\bmessage--grouped\b"))
+
+    # Up arrow in the empty composer edits the last own message; Escape gives the draft back.
+    composer = ada.get_by_label("Message", exact=True)
+    composer.press("ArrowUp")
+    expect(composer).to_have_value("hello bruno")
+    composer.press("Escape")
+    expect(composer).to_have_value("")
+    composer.press("ArrowUp")
+    composer.fill("hello bruno, edited")
+    composer.press("Enter")
+    expect(message_bodies(bruno).first).to_have_text("hello bruno, edited (edited)")
+
+    bruno.reload()
+    expect(bruno.locator("#connection-status")).to_have_text("Connected")
+    expect(message_bodies(bruno)).to_have_text(["hello bruno, edited (edited)", "line one line two", "and a third"])
+
+
+def test_scrolling_up_loads_older_messages(app, open_page, room):
+    app.seed(room, [("chloe", f"old {i}", f"2025-03-10T12:{i - 1:02}:00Z") for i in range(1, 61)])
+    ada = open_page(app, "ada")
+    enter_room(ada, room)
+    expect(message_bodies(ada)).to_have_count(50)
+    expect(message_bodies(ada).first).to_have_text("old 11")
+    # 12:59 UTC is 8:59 in New York, the page's time zone, in summer time since the day before.
+    expect(ada.locator("#messages > .message").last.locator("time")).to_have_text("8:59 AM")
+
+    ada.locator("#message-scroller").hover()
+    ada.mouse.wheel(0, -20_000)
+    expect(message_bodies(ada)).to_have_count(60)
+    expect(message_bodies(ada).first).to_have_text("old 1")
+    expect(ada.get_by_role("button", name="Load older messages")).to_be_hidden()
+    expect(ada.locator(".day-divider")).to_have_text(["Monday, March 10, 2025"])
+    # One author, a minute apart: one block, one name.
+    expect(ada.locator("#messages > .message--grouped")).to_have_count(59)
+    assert shown_seqs(ada) == list(range(1, 61))
+
+
+@both_layers
+def test_restarting_the_server_loses_and_repeats_nothing(request, layer, open_page, room):
+    live = served(request, layer)
+    ada, bruno = open_page(live, "ada"), open_page(live, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(ada, "before the restart")
+    expect(message_bodies(bruno)).to_have_text(["before the restart"])
+
+    live.stop()
+    for page in (ada, bruno):
+        expect(page.locator("#connection-status")).to_have_text("Reconnecting…")
+    # Written while the server is down: shown as waiting, never dropped.
+    send(ada, "written while down")
+    expect(ada.locator("#messages > .message--pending")).to_contain_text("written while down")
+    live.seed(room, [("chloe", "stored while the pages were away")])
+    live.start()
+
+    for page in (ada, bruno):
+        expect(page.locator("#connection-status")).to_have_text("Connected")
+    expect(ada.locator("#messages > .message--pending")).to_have_count(0)
+    send(bruno, "after the restart")
+    for page in (ada, bruno):
+        expect(message_bodies(page).last).to_have_text("after the restart")
+    stored = live.stored(room)
+    # The waiting message goes out after the welcome, so after the one stored while the server was down.
+    assert [body for _, body in stored] == [
+        "before the restart", "stored while the pages were away", "written while down", "after the restart",
+    ]
+    for page in (ada, bruno):
+        assert [tuple(pair) for pair in shown(page)] == stored
+
+
+def test_the_page_fetches_messages_the_channel_layer_dropped(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    history_requests = []
+    ada.on("websocket", lambda socket: socket.on(
+        "framesent", lambda payload: history_requests.append(payload) if '"history"' in payload else None
+    ))
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(bruno, "one")
+    expect(message_bodies(ada)).to_have_text(["one"])
+    # Stored by another process: the in-memory layer of daphne never hears of these, as if it dropped them.
+    app.seed(room, [("chloe", "two, never delivered live")])
+    send(bruno, "three")
+    expect(message_bodies(ada)).to_have_text(["one", "two, never delivered live", "three"])
+    app.seed(room, [("chloe", "four, deleted unseen")])
+    app.shell(f"from chat.models import Message; Message.objects.filter(room__slug={room!r}, seq=4).update(is_deleted=True)")
+    send(bruno, "five")
+    send(bruno, "six")
+    expect(message_bodies(ada)).to_have_text(["one", "two, never delivered live", "three", "five", "six"])
+    assert shown_seqs(ada) == [1, 2, 3, 5, 6]
+    # One request per gap: the hole a deleted message leaves is healed, not asked for again and again.
+    assert [json.loads(frame) for frame in history_requests] == [
+        {"type": "history", "after": 1}, {"type": "history", "after": 3},
+    ]
+
+
+def test_html_in_a_message_shows_as_text(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    dialogs = []
+    for page in (ada, bruno):
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    bodies = ["<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "docs at https://example.com/a?b=1."]
+    for body in bodies:
+        send(ada, body)
+    expect(message_bodies(bruno)).to_have_text(bodies)
+    for page in (ada, bruno):
+        expect(page.locator("#messages > .message")).to_have_count(3)
+        expect(page.locator("#messages img, #messages script")).to_have_count(0)
+    link = message_bodies(bruno).last.get_by_role("link")
+    expect(link).to_have_attribute("href", "https://example.com/a?b=1")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    assert dialogs == []
+
+
+def test_typing_and_presence_show(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(bruno, room)
+    expect(bruno.locator("#online-list > li")).to_have_text(["bruno (you)"])
+    enter_room(ada, room)
+    expect(bruno.locator("#online-list > li")).to_have_text(["ada", "bruno (you)"])
+    ada.get_by_label("Message", exact=True).press_sequentially("hel")
+    expect(bruno.locator("#typing")).to_have_text("ada is typing…")
+    ada.close()
+    expect(bruno.locator("#online-list > li")).to_have_text(["bruno (you)"])
+
+
+def test_a_mention_in_another_room_shows_a_notice(app, open_page, room):
+    other = f"{room}-other"
+    ada, chloe = open_page(app, "ada"), open_page(app, "chloe")
+    enter_room(chloe, other)  # chloe becomes a member of the room where she is mentioned
+    enter_room(chloe, room)
+    enter_room(ada, other)
+    send(ada, "@chloe can you look at this?")
+    toast = chloe.locator("#toasts .toast")
+    expect(toast).to_have_count(1)
+    expect(toast.get_by_role("link")).to_have_text(f"ada mentioned you in #{other}")
+    expect(toast.get_by_role("link")).to_have_attribute("href", f"/chat/{other}/")
+    expect(toast.locator(".toast__body")).to_have_text("@chloe can you look at this?")
+
+
+def test_a_non_member_cannot_open_a_private_room(app, open_page, room):
+    ada = open_page(app, "ada")
+    ada.get_by_label("Room name").fill(room)
+    ada.get_by_label("Private").check()
+    ada.get_by_role("button", name="Open room").click()
+    expect(ada.get_by_role("heading", name=room)).to_contain_text("Private")
+    expect(ada.locator("#connection-status")).to_have_text("Connected")
+
+    dmitri = open_page(app, "dmitri")
+    response = dmitri.goto(f"/chat/{room}/")
+    assert response.status == 403
+    expect(dmitri.get_by_role("heading", name="Sorry")).to_be_visible()
+    expect(dmitri.locator("#messages")).to_have_count(0)
+
+
+SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def test_screenshots_of_a_room(app, open_page):
+    """Save the room page at desktop and phone width, light and dark, into docs/screenshots/."""
+    slug = "design-review"
+    app.seed(slug, [
+        ("chloe", "Morning all! Here are the mock-ups for the new sign-up page: https://example.com/mockups/signup",
+         "2025-06-01T13:05:00Z"),
+        ("bruno", "Looks good. The button contrast is much better now.", "2025-06-01T13:20:00Z"),
+        ("bruno", "One nit: the error text wraps oddly on phones.", "2025-06-01T13:21:00Z"),
+        ("ada", "Thanks! I'll fix the wrapping. Tomorrow at the latest."),
+        ("chloe", "@ada can you also check the dark theme? The links were hard to read before."),
+        ("bruno", "Checked on my phone: everything fits, and long words like supercalifragilisticexpialidocious wrap."),
+        ("bruno", "Shipping it this afternoon."),
+    ])
+    bruno = open_page(app, "bruno")
+    enter_room(bruno, slug)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in SIZES.items():
+        # Each page opens with Ada having read up to her own (edited) message, so the "New messages" divider shows.
+        app.shell(
+            "from django.utils import timezone\n"
+            "from chat.models import Membership, Message\n"
+            f"Message.objects.filter(room__slug={slug!r}, seq=4).update(edited_at=timezone.now())\n"
+            f"Membership.objects.filter(room__slug={slug!r}, user__username='ada').update(last_read_seq=4)\n"
+        )
+        ada = open_page(app, "ada", viewport=viewport)
+        enter_room(ada, slug)
+        expect(ada.locator(".unread-divider")).to_be_visible()
+        expect(ada.locator(".day-divider")).to_have_text(["Sunday, June 1, 2025", "Today"])
+        expect(ada.locator(".message__edited")).to_have_count(1)
+        expect(ada.locator("#online-list > li")).to_have_text(["ada (you)", "bruno"])
+        for scheme in ("light", "dark"):
+            ada.emulate_media(color_scheme=scheme)
+            bruno.get_by_label("Message", exact=True).press_sequentially("ok")
+            expect(ada.locator("#typing")).to_have_text("bruno is typing…")
+            bruno.get_by_label("Message", exact=True).fill("")
+            ada.screenshot(path=SCREENSHOTS / f"room-{size}-{scheme}.png")
+        ada.context.close()
