@@ -1,0 +1,191 @@
+"""Drive one process's share of the websocket clients: connect, send stamped messages, time every delivery.
+
+The coordinator (bench.run) starts several of these processes, because one
+Python process receives at most about 17,000 frames a second, and steps them
+through the phases with commands over a pipe: ramp, quiet, go, close.
+"""
+import asyncio
+import collections
+import json
+import re
+import resource
+import time
+
+import websockets.asyncio.client
+from websockets.exceptions import ConnectionClosed
+
+# Every benchmark body reads bench|<round>|<sender>|<seq>|<intended send time, ns>, whatever app wraps it.
+STAMP = re.compile(r"bench\|(\d+)\|(\d+)\|(\d+)\|(\d+)")
+DUPLICATE_GRACE_SECONDS = 0.3
+
+
+def body(round_id, sender, seq, stamp_ns):
+    """Return a message body that identifies it and carries its intended send time."""
+    return f"bench|{round_id}|{sender}|{seq}|{stamp_ns}"
+
+
+class Client:
+    """One websocket client: its spec, its connection and what it received in the current round."""
+
+    def __init__(self, spec):
+        self.index, self.url, self.cookie, self.room = spec["index"], spec["url"], spec["cookie"], spec["room"]
+        self.sender = spec.get("sender")  # the sender number, or None for a listener
+        self.ws = None
+        self.seen = set()
+        self.expected = 0
+
+
+class Worker:
+    """The clients of one process and the measurements of the current round."""
+
+    def __init__(self, job):
+        self.job = job
+        self.clients = [Client(spec) for spec in job["clients"]]
+        self.reset(round_id=None, expected={})
+        self.last_frame = time.monotonic()
+        self.closed = 0
+        self.readers = []
+
+    def reset(self, round_id, expected):
+        """Start a round: forget the last one's receptions."""
+        self.round = round_id
+        self.latencies_us, self.duplicates, self.received, self.last_receive_ns = [], 0, 0, 0
+        for client in self.clients:
+            client.seen = set()
+            # A client that could not connect is counted as a connect failure, not as lost messages.
+            client.expected = expected.get(str(client.room), 0) if client.ws is not None else 0
+        self.expected_total = sum(client.expected for client in self.clients)
+        self.done = asyncio.Event()
+        if self.expected_total == 0:
+            self.done.set()
+
+    async def connect(self, client):
+        """Open one client's socket (waiting for the welcome when the app sends one) and start reading."""
+        headers = {"Cookie": f"sessionid={client.cookie}"} if client.cookie else {}
+        client.ws = await websockets.asyncio.client.connect(
+            client.url, origin=self.job["origin"], additional_headers=headers, proxy=None,
+            open_timeout=60, ping_interval=None, compression=None, max_queue=None,
+            local_addr=(self.job["source"], 0),
+        )
+        if self.job["welcome"]:
+            await asyncio.wait_for(client.ws.recv(), 60)
+        self.readers.append(asyncio.create_task(self.read(client)))
+
+    async def ramp(self, indexes):
+        """Connect the clients with `indexes` (all when None), a bounded number at a time; return the figures."""
+        started = time.monotonic()
+        gate = asyncio.Semaphore(self.job["handshakes"])
+        chosen = [c for c in self.clients if c.ws is None and (indexes is None or c.index in indexes)]
+
+        async def one(client):
+            async with gate:
+                await self.connect(client)
+
+        results = await asyncio.gather(*(one(c) for c in chosen), return_exceptions=True)
+        errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        return {"connected": len(chosen) - len(errors), "failed": len(errors), "errors": errors[:3],
+                "seconds": time.monotonic() - started}
+
+    async def read(self, client):
+        """Record every benchmark frame of the current round this client receives, until its socket closes."""
+        try:
+            async for text in client.ws:
+                self.last_frame = time.monotonic()
+                match = STAMP.search(text) if isinstance(text, str) else None
+                if match is None or int(match[1]) != self.round:
+                    continue
+                now = time.time_ns()
+                key = (int(match[2]), int(match[3]))
+                if key in client.seen:
+                    self.duplicates += 1
+                    continue
+                client.seen.add(key)
+                self.latencies_us.append((now - int(match[4])) // 1000)
+                self.received += 1
+                self.last_receive_ns = now
+                if self.received == self.expected_total:
+                    self.done.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed += 1
+
+    async def send_all(self, client, round_id, t0_ns, interval_ns, offset_ns, count):
+        """Send `count` messages from one sender on its schedule, stamping each with its intended send time."""
+        for seq in range(count):
+            due = t0_ns + offset_ns + seq * interval_ns
+            delay = (due - time.time_ns()) / 1e9
+            if delay > 0:
+                await asyncio.sleep(delay)
+            text = body(round_id, client.sender, seq, due)
+            # One frame every app understands: the project reads body, the tutorial message.
+            await client.ws.send(json.dumps({"type": "send", "body": text, "message": text,
+                                             "client_id": f"b{round_id}-{client.sender}-{seq}"}))
+
+    async def go(self, command):
+        """Run one round: send on schedule, wait for every expected delivery or the deadline; return the figures."""
+        self.reset(command["round"], command["expected"])
+        senders = [c for c in self.clients if c.sender is not None and c.ws is not None]
+        interval_ns = int(command["senders"] / command["rate"] * 1e9)
+        tasks = [
+            asyncio.create_task(self.send_all(c, command["round"], command["t0_ns"], interval_ns,
+                                              int(c.sender / command["rate"] * 1e9), command["messages"]))
+            for c in senders
+        ]
+        try:
+            await asyncio.wait_for(self.done.wait(), command["deadline_ns"] / 1e9 - time.time())
+        except TimeoutError:
+            pass
+        for task in tasks:
+            task.cancel()
+        send_errors = [repr(r) for r in await asyncio.gather(*tasks, return_exceptions=True)
+                       if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)]
+        # Duplicates would arrive after the last expected frame: keep listening a little.
+        await asyncio.sleep(DUPLICATE_GRACE_SECONDS)
+        answer = {"expected": self.expected_total, "received": self.received, "duplicates": self.duplicates,
+                  "latencies_us": self.latencies_us, "last_receive_ns": self.last_receive_ns,
+                  "closed": self.closed, "send_errors": send_errors[:3]}
+        if command.get("report_seen"):
+            # How many sockets of each room received each message, to check stored messages one by one.
+            seen = {}
+            for client in self.clients:
+                counts = seen.setdefault(str(client.room), collections.Counter())
+                counts.update(f"{sender}|{seq}" for sender, seq in client.seen)
+            answer["seen"] = seen
+        return answer
+
+    async def close(self):
+        """Close every socket and stop reading."""
+        await asyncio.gather(*(c.ws.close() for c in self.clients if c.ws is not None), return_exceptions=True)
+        for task in self.readers:
+            task.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+
+
+async def serve(conn):
+    """Obey the coordinator's commands until it says close."""
+    loop = asyncio.get_running_loop()
+    worker = Worker(await loop.run_in_executor(None, conn.recv))
+    # Bounded: the coordinator always ends with close, and a closed pipe ends the loop too.
+    for _ in range(10_000):
+        try:
+            command = await loop.run_in_executor(None, conn.recv)
+        except EOFError:
+            break
+        if command["do"] == "ramp":
+            conn.send(await worker.ramp(command.get("indexes")))
+        elif command["do"] == "quiet":
+            conn.send({"quiet_seconds": time.monotonic() - worker.last_frame, "closed": worker.closed})
+        elif command["do"] == "go":
+            conn.send(await worker.go(command))
+        elif command["do"] == "close":
+            break
+    await worker.close()
+    conn.send({"closed": True})
+
+
+def main(conn):
+    """Run a worker process: raise the open-file limit to the hard limit, then serve commands."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    asyncio.run(serve(conn))

@@ -1,0 +1,89 @@
+"""Turn benchmark rows into tables, ratios and a chart."""
+
+
+def table(rows, columns):
+    """Return a Markdown table of `rows` with `columns` (key, heading) pairs."""
+    lines = ["| " + " | ".join(h for _, h in columns) + " |", "|" + " --- |" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(k)) for k, _ in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+ROOM_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("app", "app"),
+                ("deliveries_per_s", "deliveries/s"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
+                ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("lost", "lost"), ("duplicates", "dup"),
+                ("server_cpu_us_per_delivery", "server CPU µs/delivery"), ("rss_kib_per_socket", "KiB/socket"),
+                ("ramp_seconds", "ramp s")]
+ROOMS_COLUMNS = [("rooms", "rooms"), ("members", "members"), ("servers", "daphnes"),
+                 ("offered_messages_per_s", "messages/s offered"), ("offered_per_s", "deliveries/s offered"),
+                 ("stored", "stored"), ("stored_per_s", "stored/s"), ("deliveries_per_s", "deliveries/s"),
+                 ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("lost", "lost"),
+                 ("undelivered_unstored", "not stored by the deadline"), ("duplicates", "dup")]
+IDLE_COLUMNS = [("app", "app"), ("sockets", "sockets"), ("connect_failed", "failed"), ("ramp_seconds", "ramp s"),
+                ("ramp_per_s", "sockets/s"), ("rss_before_mib", "RSS before MiB"), ("rss_after_mib", "RSS after MiB"),
+                ("rss_kib_per_socket", "KiB/socket"), ("idle_cpu_percent", "idle CPU %"),
+                ("sockets_closed", "closed by the server")]
+
+
+def ratios(rows):
+    """Return project/tutorial and project/ceiling deliveries/s for each room size and load."""
+    by_key = {(r["room_size"], r["offered_per_s"], r["app"]): r for r in rows}
+    out = []
+    for (size, load, app), row in by_key.items():
+        if app != "project":
+            continue
+        entry = {"room_size": size, "offered_per_s": load}
+        for other in ("tutorial", "ceiling"):
+            ref = by_key.get((size, load, other))
+            if ref and ref["deliveries_per_s"]:
+                entry[f"vs_{other}"] = round(row["deliveries_per_s"] / ref["deliveries_per_s"], 2)
+        out.append(entry)
+    return out
+
+
+RATIO_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("vs_tutorial", "project/tutorial"),
+                 ("vs_ceiling", "project/ceiling")]
+
+
+def chart(rows, path):
+    """Draw latency percentiles and deliveries/s against room size, one line per app and load."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (latency, rate) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series = sorted({(r["app"], r["offered_per_s"]) for r in rows})
+    colours = {"project": "tab:blue", "tutorial": "tab:red", "ceiling": "tab:green"}
+    styles = {}
+    for app, load in series:
+        points = sorted((r for r in rows if (r["app"], r["offered_per_s"]) == (app, load)),
+                        key=lambda r: r["room_size"])
+        sizes = [r["room_size"] for r in points]
+        style = styles.setdefault(load, ["-", "--", ":"][len(styles) % 3])
+        label = f"{app} @ {load:,}/s offered"
+        for key, marker in (("p50_ms", "o"), ("p99_ms", "^")):
+            latency.plot(sizes, [r[key] for r in points], style, marker=marker, color=colours.get(app),
+                         label=f"{label} {key[:3]}")
+        rate.plot(sizes, [r["deliveries_per_s"] for r in points], style, marker="o", color=colours.get(app),
+                  label=label)
+    latency.set(xlabel="room size (sockets)", ylabel="latency, ms (log)", yscale="log",
+                title="Send-to-receive latency, p50 (o) and p99 (^)")
+    rate.set(xlabel="room size (sockets)", ylabel="deliveries/s", title="Deliveries per second")
+    for axes in (latency, rate):
+        axes.grid(True, alpha=0.3)
+    latency.legend(fontsize=6)
+    rate.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

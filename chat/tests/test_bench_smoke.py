@@ -1,0 +1,24 @@
+"""Run the benchmark (python -m bench smoke) on a few clients, so that it never rots; no speed is asserted."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from chat.tests.servers import PROJECT_DIR, project_env, require_binary
+
+pytestmark = [pytest.mark.timeout(240)]
+
+
+def test_the_benchmark_delivers_every_message_on_all_three_apps(tmp_path):
+    require_binary("redis-server")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "smoke", "--out", str(tmp_path)], cwd=PROJECT_DIR, env=project_env(),
+        capture_output=True, text=True, timeout=220,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    rows = json.loads((tmp_path / "room.json").read_text())["rows"]
+    assert {row["app"] for row in rows} == {"project", "tutorial", "ceiling"}
+    for row in rows:
+        assert row["connect_failed"] == 0 and row["sockets"] == row["room_size"], row
+        assert row["received"] == row["expected"] > 0 and row["lost"] == 0 and row["duplicates"] == 0, row
