@@ -45,6 +45,21 @@ def signup(request):
     return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
 
 
+def _room_lists(user):
+    """Return (the user's memberships, other public rooms), each room with its online count."""
+    memberships = list(selectors.room_list_for_user(user))
+    public_rooms = list(selectors.room_list_public(exclude_user=user))
+    online = async_to_sync(get_presence().online_counts)(
+        [m.room_id for m in memberships] + [room.pk for room in public_rooms]
+    )
+    for membership in memberships:
+        membership.title = membership.room.title_for(user)
+        membership.online = online[membership.room_id]
+    for room in public_rooms:
+        room.online = online[room.pk]
+    return memberships, public_rooms
+
+
 def _error(request, message, status):
     return render(request, "chat/error.html", {"message": message}, status=status)
 
@@ -62,16 +77,7 @@ def index(request):
             return redirect("chat:room", slug=form.cleaned_data["slug"])
         except (ValidationError, PermissionDenied, LimitExceeded) as error:
             form.add_error("name", error.messages if isinstance(error, ValidationError) else str(error))
-    memberships = list(selectors.room_list_for_user(request.user))
-    public_rooms = list(selectors.room_list_public(exclude_user=request.user))
-    online = async_to_sync(get_presence().online_counts)(
-        [m.room_id for m in memberships] + [room.pk for room in public_rooms]
-    )
-    for membership in memberships:
-        membership.title = membership.room.title_for(request.user)
-        membership.online = online[membership.room_id]
-    for room in public_rooms:
-        room.online = online[room.pk]
+    memberships, public_rooms = _room_lists(request.user)
     context = {"form": form, "memberships": memberships, "public_rooms": public_rooms}
     return render(request, "chat/index.html", context, status=400 if form.errors else 200)
 
@@ -104,6 +110,7 @@ def room(request, slug):
         "members": selectors.room_member_names(room) if room.is_private else None,
         "member_form": MemberForm() if can_manage else None,
     }
+    context["memberships"], context["public_rooms"] = _room_lists(request.user)
     return render(request, "chat/room.html", context)
 
 

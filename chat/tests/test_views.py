@@ -1,5 +1,6 @@
 """Pages: signup, login, the index and room pages."""
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -176,3 +177,19 @@ def test_index_shows_unread_counts(client, make_user):
     services.membership_read(room=room, user=alice, seq=2)
     [membership] = client.get("/").context["memberships"]
     assert membership.unread == 1
+
+
+def test_room_page_has_a_rooms_sidebar_with_unread_counts(client, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    lobby, _ = services.room_open(slug="lobby", user=alice)
+    services.room_open(slug="lobby", user=bob)
+    services.room_open(slug="other", user=alice)
+    services.room_open(slug="elsewhere", user=bob)
+    services.message_create(room=lobby, author=bob, body="hi")
+    client.force_login(alice)
+    response = client.get("/chat/other/")
+    assert [m.room.slug for m in response.context["memberships"]] == ["lobby", "other"]
+    assert [room.slug for room in response.context["public_rooms"]] == ["elsewhere"]
+    html = response.content.decode()
+    assert re.search(r'href="/chat/other/"\s+aria-current="page"', html)
+    assert '1<span class="visually-hidden"> unread</span>' in html
