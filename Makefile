@@ -8,7 +8,7 @@ PORT ?= 8000
 # (keep equal to CHAT_MAX_FRAME_BYTES).
 DAPHNE_LIMITS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
 
-.PHONY: run test migrate clean bench
+.PHONY: run test migrate clean bench soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Join, chat and leave in a loop against two daphne processes and Redis (needs redis-server):
+# make soak SOAK_ARGS='--duration 3600'. Reports gaps and duplicates (must be 0), memory and Redis keys.
+soak: $(VENV)/.installed
+	$(BIN)/python -m soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

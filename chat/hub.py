@@ -19,10 +19,27 @@ logger = logging.getLogger(__name__)
 # Layers expire group memberships (channels' default group_expiry is a day);
 # renewing well inside that keeps a long-lived room subscribed.
 RENEW_SECONDS = 3600
+# The hub sends itself a probe through the layer this often; one that does not
+# come back in time means the subscription is lost (Redis gone or restarted).
+# Detection within PROBE_SECONDS + PROBE_TIMEOUT keeps a restart under 10 s.
+PROBE_SECONDS = 2.0
+PROBE_TIMEOUT = 6.0
+PROBE = "hub.probe"
+# Close codes: the layer lost its subscription, or the hub itself broke; the
+# page reconnects and resumes on both. They mirror 1012 (service restart) and
+# 1011 (internal error), which daphne (autobahn) refuses to send from the app.
+CLOSE_LAYER_LOST = 4012
+CLOSE_HUB_FAILED = 4011
 
 
 class RoomHub:
-    """One process's subscriptions to room groups, and the local sockets of each room."""
+    """One process's subscriptions to room groups, and the local sockets of each room.
+
+    Sockets must offer room_frame(event) and close(code=...). When the layer
+    stops delivering, every local socket is closed (4012, or 4011 when the hub
+    itself failed) so that clients reconnect and resume with ?after=; none is
+    left open but deaf.
+    """
 
     def __init__(self):
         self.layer = get_channel_layer()
@@ -30,13 +47,17 @@ class RoomHub:
         self.channel = None
         self.lock = asyncio.Lock()
         self.tasks = []
+        self.probe = None
 
     async def join(self, room_id, socket):
         """Add a socket to a room; once this returns, every frame sent to the room reaches it."""
         async with self.lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel("chat.hub.")
-                self.tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._renew())]
+                self.tasks = [
+                    asyncio.create_task(self._read()), asyncio.create_task(self._renew()),
+                    asyncio.create_task(self._watch()),
+                ]
             if room_id not in self.rooms:
                 await self.layer.group_add(room_group(room_id), self.channel)
                 self.rooms[room_id] = set()
@@ -58,8 +79,19 @@ class RoomHub:
         return len(self.rooms.get(room_id, ()))
 
     async def _read(self):
+        try:
+            await self._deliver(self.channel)
+        except Exception:
+            logger.exception("the room hub's reader failed; closing its sockets")
+            await self.reset(CLOSE_HUB_FAILED)
+
+    async def _deliver(self, channel):
         while True:
-            event = await self.layer.receive(self.channel)
+            event = await self.layer.receive(channel)
+            if event.get("type") == PROBE:
+                if self.probe is not None and not self.probe.done():
+                    self.probe.set_result(None)
+                continue
             for socket in tuple(self.rooms.get(event.get("room"), ())):
                 try:
                     await socket.room_frame(event)
@@ -72,6 +104,41 @@ class RoomHub:
             await asyncio.sleep(RENEW_SECONDS)
             for room_id in tuple(self.rooms):
                 await self.layer.group_add(room_group(room_id), self.channel)
+
+
+    async def _watch(self):
+        while True:
+            await asyncio.sleep(PROBE_SECONDS)
+            self.probe = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    await self.layer.send(self.channel, {"type": PROBE})
+                    await self.probe
+            except Exception:
+                logger.warning("the channel layer did not deliver the hub's probe; closing its sockets", exc_info=True)
+                await self.reset(CLOSE_LAYER_LOST)
+                return
+
+    async def reset(self, code):
+        """Close every local socket with `code` and drop the subscriptions; the next join starts afresh."""
+        async with self.lock:
+            rooms, channel, tasks = self.rooms, self.channel, self.tasks
+            self.rooms, self.channel, self.tasks = {}, None, []
+        for task in tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        for sockets in rooms.values():
+            for socket in sockets:
+                try:
+                    await socket.close(code=code)
+                except Exception:
+                    logger.exception("could not close a socket of the room hub")
+        for room_id in rooms:
+            try:
+                # Redis may still be down: bounded, and the subscription is dropped anyway.
+                await asyncio.wait_for(self.layer.group_discard(room_group(room_id), channel), PROBE_TIMEOUT)
+            except Exception:
+                pass
 
 
 _hubs = weakref.WeakKeyDictionary()

@@ -6,12 +6,41 @@ themselves once their entries expire and any live socket sweeps the room.
 The backend is chosen by the CHAT_PRESENCE_BACKEND setting.
 """
 import asyncio
+import functools
+import logging
 import time
 import weakref
 from functools import cache
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+
+logger = logging.getLogger(__name__)
+# A Redis that does not answer must not hold a socket's connect or close for long.
+REDIS_TIMEOUT_SECONDS = 5
+# Heartbeats of hundreds of sockets overlap: past this many connections they
+# wait for a free one (BlockingConnectionPool) instead of failing with "Too many connections".
+REDIS_MAX_CONNECTIONS = 50
+
+
+def _unless_redis_fails(default):
+    """Return `default` (and log) instead of raising when Redis is unreachable: presence is advisory."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        async def tolerant(*args, **kwargs):
+            import redis.exceptions
+
+            try:
+                return await method(*args, **kwargs)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+                logger.warning("presence: Redis unreachable in %s", method.__name__, exc_info=True)
+                return default
+
+        return tolerant
+
+    return decorate
 
 
 # The pseudo-room in which every socket of a user is counted, whatever its room.
@@ -149,7 +178,12 @@ class RedisPresence(BasePresence):
 
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            client = redis.asyncio.Redis.from_url(self.url, decode_responses=True)
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=REDIS_MAX_CONNECTIONS,
+                timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
             self._clients[loop] = (
                 client,
                 client.register_script(_CONNECT),
@@ -162,18 +196,22 @@ class RedisPresence(BasePresence):
         room_key = f"{self.prefix}:{room_id}"
         return [room_key, f"{room_key}:u:{username}"] if username is not None else [room_key]
 
+    @_unless_redis_fails(False)
     async def connect(self, room_id, username, conn):
         _, connect, _, _ = self._client()
         return bool(await connect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
+    @_unless_redis_fails(False)
     async def disconnect(self, room_id, username, conn):
         _, _, disconnect, _ = self._client()
         return bool(await disconnect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
+    @_unless_redis_fails([])
     async def sweep(self, room_id):
         *_, sweep = self._client()
         return sorted(await sweep(keys=self._keys(room_id), args=[f"{self.prefix}:{room_id}:u:"]))
 
+    @_unless_redis_fails([])
     async def online(self, room_id):
         client, *_ = self._client()
         now = await self._now(client)

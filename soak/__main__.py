@@ -1,0 +1,109 @@
+"""Run clients that join, chat and leave in a loop against two daphne processes and Redis, then report.
+
+    .venv/bin/python -m soak --duration 600
+
+Exits non-zero when a client missed a message (gap), saw one twice (duplicate),
+or when the acknowledged messages differ from the stored ones.
+"""
+import argparse
+import asyncio
+import random
+import sys
+import tempfile
+import time
+
+from chat.tests.chatclient import ChatClient
+from chat.tests.cluster import Cluster, sqlite_database
+
+
+class Totals:
+    """What the soak counts over all sessions."""
+
+    def __init__(self):
+        self.sessions = self.delivered = self.gaps = self.duplicates = self.unacknowledged = 0
+        self.acked = set()
+
+
+async def session(cluster, webs, room, name, after, totals, rng):
+    """Join a room, send a few messages, make sure of every seq seen, and leave; return the last held seq."""
+    client = ChatClient(webs, room, name, after=after).start()
+    try:
+        await asyncio.wait_for(client.connected.wait(), 30)
+        for i in range(rng.randint(1, 4)):
+            await client.send(f"{name} says {i} at {time.time():.3f}")
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+        for _ in range(30):
+            if not client.pending:
+                break
+            # A refused send (database busy) is resent, as the page offers to.
+            if client.errors:
+                client.errors.clear()
+                await client.resend()
+            await asyncio.sleep(1)
+        newest = max(client.messages, default=after)
+        await client.catch_up(newest, timeout=20)
+    finally:
+        await client.stop()
+    held = [seq for seq in client.messages if seq > after]
+    totals.sessions += 1
+    totals.delivered += len(held)
+    totals.gaps += (max(held, default=after) - after) - len(held)
+    totals.duplicates += client.duplicates
+    totals.unacknowledged += len(client.pending)
+    totals.acked |= {(room, seq) for seq in client.acked.values()}
+    return client.contiguous
+
+
+async def user_loop(cluster, name, rooms, stop_at, totals, seed):
+    """Join, chat and leave rooms until `stop_at`, resuming each room where this user left it."""
+    rng = random.Random(seed)
+    webs = await asyncio.to_thread(cluster.login, name, seed % 2)
+    last_seen = {}
+    while time.monotonic() < stop_at:
+        room = rng.choice(rooms)
+        last_seen[room] = await session(cluster, webs, room, name, last_seen.get(room, 0), totals, rng)
+        await asyncio.sleep(rng.uniform(0, 0.5))
+
+
+async def soak(duration, users, rooms):
+    with tempfile.TemporaryDirectory(prefix="chat-soak-") as directory:
+        database = await asyncio.to_thread(sqlite_database, directory)
+        with Cluster(directory, database) as cluster:
+            names = await asyncio.to_thread(cluster.users, [f"soak{i}" for i in range(users)])
+            room_names = [f"soak-{i}" for i in range(rooms)]
+            memory_start = [cluster.memory_kib(i) for i in range(2)]
+            keys_start = cluster.redis_client().dbsize()
+            totals = Totals()
+            stop_at = time.monotonic() + duration
+            await asyncio.gather(*(user_loop(cluster, n, room_names, stop_at, totals, i) for i, n in enumerate(names)))
+            stored = sum(len(cluster.stored(room)) for room in room_names)
+            report = {
+                "duration_s": duration, "users": users, "rooms": rooms, "sessions": totals.sessions,
+                "messages_sent": len(totals.acked), "messages_stored": stored, "unacknowledged": totals.unacknowledged,
+                "messages_delivered": totals.delivered, "gaps": totals.gaps, "duplicates": totals.duplicates,
+                "server_memory_kib_start": memory_start,
+                "server_memory_kib_end": [cluster.memory_kib(i) for i in range(2)],
+                "redis_keys_start": keys_start, "redis_keys_end": cluster.redis_client().dbsize(),
+            }
+    for key, value in report.items():
+        print(f"{key:>24}: {value}")
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=300, help="seconds of chatting (default 300)")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--rooms", type=int, default=3)
+    args = parser.parse_args(argv)
+    report = asyncio.run(soak(args.duration, args.users, args.rooms))
+    failed = (
+        report["gaps"] or report["duplicates"] or report["unacknowledged"]
+        or report["messages_sent"] != report["messages_stored"]
+    )
+    print("soak FAILED" if failed else "soak passed: no gaps, no duplicates, every acknowledged message stored")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
