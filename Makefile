@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Refuse oversized websocket frames in the server, before the app reads them
 # (keep equal to CHAT_MAX_FRAME_BYTES).
-DAPHNE_LIMITS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536
+DAPHNE_LIMITS := --websocket-max-message-size 65536 --websocket-max-frame-size 65536 --ping-interval 20 --ping-timeout 20
 
 .PHONY: run test migrate clean bench soak
 

@@ -41,7 +41,9 @@ def user_event_on_commit(user_id, event):
 
 
 def _send_on_commit(group, event):
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event))
+    # robust: a layer that is down must not fail the sender after the message is stored;
+    # members miss the live frame and heal the gap from history (docs/reliability.md).
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event), robust=True)
 
 
 async def room_send(room_id, text, *, skip_user=None):

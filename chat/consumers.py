@@ -21,6 +21,8 @@ from chat.presence import ANYWHERE, get_presence
 
 # Past a session's expiry time, wait this long before looking, so that it has surely passed.
 SESSION_GRACE_SECONDS = 0.5
+# When the database cannot say whether a session still holds, ask again this much later.
+SESSION_RETRY_SECONDS = 30
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -100,7 +102,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             task.cancel()
         await get_hub().leave(self.room.pk, self)
         await get_presence().disconnect(ANYWHERE, self.user.username, self.channel_name)
-        await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        try:
+            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
+        except Exception:
+            # The layer may be down (Redis restarting); the subscription dies with the socket anyway.
+            log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
         if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
 
@@ -201,7 +207,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def session_watch(self):
         """Close the socket with 4401 once its login session has expired."""
         while True:
-            expiry = await database_sync_to_async(selectors.session_expiry)(self.session_key)
+            try:
+                expiry = await database_sync_to_async(selectors.session_expiry)(self.session_key)
+            except DatabaseError:
+                log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
+                await asyncio.sleep(SESSION_RETRY_SECONDS)
+                continue
             if expiry is None:
                 await self.session_revoked({"session_key": self.session_key})
                 return

@@ -12,6 +12,7 @@ import weakref
 
 from channels.layers import get_channel_layer
 
+from chat import protocol
 from chat.broadcast import room_group
 
 logger = logging.getLogger(__name__)
@@ -25,11 +26,6 @@ RENEW_SECONDS = 3600
 PROBE_SECONDS = 2.0
 PROBE_TIMEOUT = 6.0
 PROBE = "hub.probe"
-# Close codes: the layer lost its subscription, or the hub itself broke; the
-# page reconnects and resumes on both. They mirror 1012 (service restart) and
-# 1011 (internal error), which daphne (autobahn) refuses to send from the app.
-CLOSE_LAYER_LOST = 4012
-CLOSE_HUB_FAILED = 4011
 
 
 class RoomHub:
@@ -83,7 +79,7 @@ class RoomHub:
             await self._deliver(self.channel)
         except Exception:
             logger.exception("the room hub's reader failed; closing its sockets")
-            await self.reset(CLOSE_HUB_FAILED)
+            await self.reset(protocol.CLOSE_SERVER_FAILED)
 
     async def _deliver(self, channel):
         while True:
@@ -116,7 +112,7 @@ class RoomHub:
                     await self.probe
             except Exception:
                 logger.warning("the channel layer did not deliver the hub's probe; closing its sockets", exc_info=True)
-                await self.reset(CLOSE_LAYER_LOST)
+                await self.reset(protocol.CLOSE_LINK_LOST)
                 return
 
     async def reset(self, code):

@@ -24,6 +24,11 @@ TOO_MANY_SOCKETS = "too_many_sockets"
 
 # Close codes sent by the server (4000-4999 are the application's own).
 CLOSE_POLICY = 1008
+# The server failed, or lost its broadcast link (the channel layer): reconnect
+# and resume with ?after=. They stand for 1011 and 1012, which daphne (autobahn)
+# does not let an application send.
+CLOSE_SERVER_FAILED = 4011
+CLOSE_LINK_LOST = 4012
 CLOSE_SESSION_ENDED = 4401
 CLOSE_REMOVED = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429

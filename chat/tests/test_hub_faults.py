@@ -5,7 +5,8 @@ import pytest
 from channels.layers import get_channel_layer
 
 from chat import hub as hub_module
-from chat.hub import CLOSE_HUB_FAILED, CLOSE_LAYER_LOST, RoomHub
+from chat.hub import RoomHub
+from chat.protocol import CLOSE_LINK_LOST, CLOSE_SERVER_FAILED
 
 
 class Socket:
@@ -56,7 +57,7 @@ async def test_a_lost_probe_closes_every_socket_with_4012_and_the_next_join_star
             await real_send(channel, message)
 
     monkeypatch.setattr(layer, "send", lose_probes)
-    await until(lambda: all(socket.closed == CLOSE_LAYER_LOST for socket in sockets))
+    await until(lambda: all(socket.closed == CLOSE_LINK_LOST for socket in sockets))
     assert hub.local_count(0) == hub.local_count(1) == 0
     monkeypatch.setattr(layer, "send", real_send)
     again = Socket()
@@ -72,4 +73,4 @@ async def test_a_reader_that_dies_closes_every_socket_with_4011(layer, monkeypat
 
     monkeypatch.setattr(layer, "receive", broken_receive)
     await hub.join(1, socket)
-    await until(lambda: socket.closed == CLOSE_HUB_FAILED)
+    await until(lambda: socket.closed == CLOSE_SERVER_FAILED)
