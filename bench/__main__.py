@@ -67,12 +67,13 @@ def parse(argv):
     return args
 
 
-def save(args, name, rows, started):
-    """Write one scenario's rows with the run's settings and machine to <out>/<name>.json."""
+def save(args, name, rows, started, load):
+    """Write one scenario's rows with the run's settings, machine and load averages to <out>/<name>.json."""
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     document = {"scenario": name, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-                "machine": run.machine(), "loadavg_at_end": os.getloadavg(), "settings": settings, "rows": rows}
+                "machine": run.machine(), "loadavg_at_start": load, "loadavg_at_end": os.getloadavg(),
+                "settings": settings, "rows": rows}
     (args.out / f"{name}.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
@@ -87,33 +88,33 @@ def main(argv=None):
     with run.Bench(workdir) as bench:
         print(f"servers' logs in {workdir}; {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
         if args.scenario in ("all", "room", "smoke"):
-            started = time.time()
+            started, load = time.time(), os.getloadavg()
             print("== room: one room, project vs tutorial vs ceiling", flush=True)
             rows = run.room_scenario(bench, apps=args.apps, sizes=args.sizes, loads=args.loads,
                                      senders=args.senders, deliveries=args.deliveries, processes=args.clients,
                                      handshakes=args.handshakes, timeout=args.timeout, profile=args.out / "profile" if args.profile else None)
-            save(args, "room", rows, started)
+            save(args, "room", rows, started, load)
             print(report.table(rows, report.ROOM_COLUMNS))
             print(report.table(report.ratios(rows), report.RATIO_COLUMNS))
             failures += [r for r in rows if r["lost"] or r["duplicates"] or r["connect_failed"]]
             if args.scenario != "smoke":
                 report.chart(rows, args.out / "room.png")
         if args.scenario in ("all", "rooms"):
-            started = time.time()
+            started, load = time.time(), os.getloadavg()
             print("== rooms: many small rooms on PostgreSQL", flush=True)
             rows = run.rooms_scenario(bench, database_server=args.database_url, rooms=args.rooms,
                                       members=args.members, rate=args.rate, seconds=args.seconds,
                                       servers=args.servers, processes=args.clients, handshakes=args.handshakes,
                                       timeout=args.timeout, profile=args.out / "profile" if args.profile else None)
-            save(args, "rooms", rows, started)
+            save(args, "rooms", rows, started, load)
             print(report.table(rows, report.ROOMS_COLUMNS))
             failures += [r for r in rows if r["lost"] or r["duplicates"]]
         if args.scenario in ("all", "idle"):
-            started = time.time()
+            started, load = time.time(), os.getloadavg()
             print("== idle: sockets held by one daphne process", flush=True)
             rows = run.idle_scenario(bench, apps=args.idle_apps, sockets=args.sockets, room_size=args.room_size,
                                      processes=max(args.clients, 4), handshakes=args.handshakes)
-            save(args, "idle", rows, started)
+            save(args, "idle", rows, started, load)
             print(report.table(rows, report.IDLE_COLUMNS))
             failures += [r for r in rows if r["connect_failed"] or r["sockets_closed"]]
     if failures:

@@ -391,7 +391,7 @@ def machine():
     from importlib.metadata import version
 
     return {
-        "cores": os.cpu_count(), "loadavg_at_start": os.getloadavg(), "python": platform.python_version(),
+        "cores": os.cpu_count(), "python": platform.python_version(),
         **{name: version(name) for name in ("daphne", "channels", "channels-redis", "redis", "websockets")},
         "redis_server": subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip(),
     }
