@@ -17,7 +17,7 @@ from chat.broadcast import room_send, user_group
 from chat.hub import get_hub
 from chat.logs import log_event
 from chat.limits import Limit, LimitExceeded
-from chat.presence import ANYWHERE, get_presence
+from chat.presence import get_process_presence
 
 # Past a session's expiry time, wait this long before looking, so that it has surely passed.
 SESSION_GRACE_SECONDS = 0.5
@@ -28,6 +28,8 @@ SESSION_RETRY_SECONDS = 30
 class ChatConsumer(AsyncWebsocketConsumer):
     room = None
     tasks = ()
+    # The process presence that counts this socket, once it does (and must uncount it).
+    presence = None
     # Room frames that arrive before the welcome is sent wait here, in order.
     backlog = None
 
@@ -37,8 +39,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not self.user.is_authenticated:
             await self.refuse(slug, "anonymous")
             return
-        presence = get_presence()
-        if await presence.connection_count(ANYWHERE, self.user.username) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+        presence = get_process_presence()
+        if presence.socket_count(self.user.username) >= settings.CHAT_MAX_SOCKETS_PER_USER:
             await self.refuse_clearly(
                 slug, protocol.TOO_MANY_SOCKETS, protocol.CLOSE_TOO_MANY_SOCKETS,
                 f"You have {settings.CHAT_MAX_SOCKETS_PER_USER} sockets open already; close a tab and retry.",
@@ -51,12 +53,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse(slug, type(error).__name__, detail=str(error))
             return
         self.session_key = self.scope["session"].session_key
+        # A plain int: the hub compares it for every member of every frame.
+        self.user_id = self.user.pk
         # Join before reading so that nothing committed in between is missed;
         # live frames already covered by the welcome are dropped in room_frame.
         self.backlog = []
         await get_hub().join(self.room.pk, self)
         await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
-        await self.presence_refresh()
+        self.presence = presence
+        if await presence.add(self.room.pk, self.user.username):
+            await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
         if after is None:
             messages, has_more = await database_sync_to_async(selectors.message_list)(room=self.room)
         else:
@@ -68,13 +74,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(
             text_data=protocol.welcome_frame(
                 room=self.room, user=self.user, messages=messages, has_more=has_more,
-                online=await presence.online(self.room.pk), last_read_seq=membership.last_read_seq,
+                online=await presence.store.online(self.room.pk), last_read_seq=membership.last_read_seq,
             )
         )
         while self.backlog:
             await self.forward(self.backlog.pop(0))
         self.backlog = None
-        self.tasks = [asyncio.create_task(self.presence_heartbeat()), asyncio.create_task(self.session_watch())]
+        self.tasks = [asyncio.create_task(self.session_watch())]
         log_event("ws.connect", room=self.room, user=self.user, after=after)
 
     async def refuse(self, slug, reason, **fields):
@@ -101,13 +107,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for task in self.tasks:
             task.cancel()
         await get_hub().leave(self.room.pk, self)
-        await get_presence().disconnect(ANYWHERE, self.user.username, self.channel_name)
         try:
             await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
         except Exception:
             # The layer may be down (Redis restarting); the subscription dies with the socket anyway.
             log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
-        if await get_presence().disconnect(self.room.pk, self.user.username, self.channel_name):
+        if self.presence is not None and await self.presence.remove(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
 
     async def receive(self, text_data=None, bytes_data=None):
@@ -186,24 +191,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Read: on_read,
     }
 
-    async def presence_refresh(self):
-        """Refresh this socket's presence entries, announcing the user if they were not online."""
-        await get_presence().connect(ANYWHERE, self.user.username, self.channel_name)
-        if await get_presence().connect(self.room.pk, self.user.username, self.channel_name):
-            await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
-
-    async def presence_heartbeat(self):
-        """Keep this socket's presence alive, and announce users whose sockets died unseen."""
-        while True:
-            await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
-            try:
-                await self.presence_refresh()
-                for username in await get_presence().sweep(self.room.pk):
-                    await room_send(self.room.pk, protocol.leave_frame(username))
-            except Exception:
-                # A failed beat is retried on the next one; the entry outlives several beats.
-                log_event("presence.failed", room=self.room, user=self.user, level=logging.ERROR, exc_info=True)
-
     async def session_watch(self):
         """Close the socket with 4401 once its login session has expired."""
         while True:
@@ -228,7 +215,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def forward(self, event):
         """Send a room's encoded frame, skipping duplicates of the welcome and the user's own frames."""
-        if event.get("skip_user") == self.user.pk:
+        if event.get("skip_user") == self.user_id:
             return
         if event.get("seq") is not None and event["seq"] <= self.seen_seq:
             return

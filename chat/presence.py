@@ -1,19 +1,27 @@
 """Who is online in each room: connections counted per user, kept alive by heartbeats.
 
-A connection is an entry with an expiry that its socket refreshes every
-heartbeat, so users of a process that died without disconnecting drop out by
-themselves once their entries expire and any live socket sweeps the room.
-The backend is chosen by the CHAT_PRESENCE_BACKEND setting.
+The shared store (CHAT_PRESENCE_BACKEND) holds one entry per user, room and
+server process, with an expiry. Each process counts its own sockets
+(ProcessPresence) and refreshes its entries every heartbeat, so a process that
+died without closing its sockets drops out once its entries expire and a live
+process sweeps the room.
 """
 import asyncio
 import functools
 import logging
+import os
+import socket
 import time
+import uuid
 import weakref
+from collections import Counter
 from functools import cache
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from chat import protocol
+from chat.broadcast import room_send
 
 
 logger = logging.getLogger(__name__)
@@ -43,9 +51,6 @@ def _unless_redis_fails(default):
     return decorate
 
 
-# The pseudo-room in which every socket of a user is counted, whatever its room.
-ANYWHERE = "anywhere"
-
 
 class BasePresence:
     """The presence store interface; each method is atomic for one room."""
@@ -72,10 +77,6 @@ class BasePresence:
     async def online_counts(self, room_ids):
         """Return {room_id: number of users online} for the given rooms."""
         raise NotImplementedError("subclasses of BasePresence must provide an online_counts() method")
-
-    async def connection_count(self, room_id, username):
-        """Return how many live connections a user has in a room."""
-        raise NotImplementedError("subclasses of BasePresence must provide a connection_count() method")
 
 
 class MemoryPresence(BasePresence):
@@ -117,10 +118,6 @@ class MemoryPresence(BasePresence):
 
     async def online_counts(self, room_ids):
         return {room_id: len(await self.online(room_id)) for room_id in room_ids}
-
-    async def connection_count(self, room_id, username):
-        now = time.monotonic()
-        return sum(expires > now for expires in self.rooms.get(room_id, {}).get(username, {}).values())
 
 
 # KEYS[1]: the room's users (score: latest expiry); KEYS[2]: the user's connections
@@ -226,11 +223,6 @@ class RedisPresence(BasePresence):
             counts = await pipe.execute()
         return dict(zip(room_ids, counts))
 
-    async def connection_count(self, room_id, username):
-        client, *_ = self._client()
-        now = await self._now(client)
-        return await client.zcount(self._keys(room_id, username)[1], f"({now}", "+inf")
-
     @staticmethod
     async def _now(client):
         seconds, micros = await client.time()
@@ -245,3 +237,77 @@ def _presence(backend, ttl, redis_url):
 def get_presence():
     """Return the presence store the settings choose."""
     return _presence(settings.CHAT_PRESENCE_BACKEND, settings.CHAT_PRESENCE_TTL, settings.REDIS_URL)
+
+
+class ProcessPresence:
+    """This process's sockets, counted per room and user, kept in the shared store as one entry each.
+
+    Only a user's first socket in a room (here) touches the store on the way in,
+    and their last on the way out; one heartbeat task refreshes every entry of
+    the process and sweeps its rooms, instead of a task per socket.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        # Tells this process's entries from other processes' in the shared store.
+        self.conn = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.rooms = {}  # room_id -> Counter of usernames
+        self.sockets = Counter()  # username -> sockets in any room
+        self.heartbeat = None
+
+    def socket_count(self, username):
+        """Return how many sockets a user has open on this process."""
+        return self.sockets[username]
+
+    async def add(self, room_id, username):
+        """Count a new socket; return True when the user just came online in the room."""
+        self.sockets[username] += 1
+        users = self.rooms.setdefault(room_id, Counter())
+        users[username] += 1
+        if self.heartbeat is None:
+            self.heartbeat = asyncio.create_task(self._beat())
+        return users[username] == 1 and await self.store.connect(room_id, username, self.conn)
+
+    async def remove(self, room_id, username):
+        """Uncount a closed socket; return True when it was the user's last one in the room, anywhere."""
+        self.sockets[username] -= 1
+        if self.sockets[username] <= 0:
+            del self.sockets[username]
+        users = self.rooms.get(room_id, Counter())
+        users[username] -= 1
+        if users[username] > 0:
+            return False
+        users.pop(username, None)
+        if not users:
+            self.rooms.pop(room_id, None)
+        return await self.store.disconnect(room_id, username, self.conn)
+
+    async def _beat(self):
+        while True:
+            await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
+            for room_id, users in list(self.rooms.items()):
+                try:
+                    await self._beat_room(room_id, list(users))
+                except Exception:
+                    # A failed beat is retried on the next one; entries outlive several beats.
+                    logger.exception("presence heartbeat failed in room %s", room_id)
+
+    async def _beat_room(self, room_id, usernames):
+        for username in usernames:
+            # An entry that expired meanwhile (a long stall) comes back as a new presence.
+            if await self.store.connect(room_id, username, self.conn):
+                await room_send(room_id, protocol.join_frame(username))
+        for username in await self.store.sweep(room_id):
+            await room_send(room_id, protocol.leave_frame(username))
+
+
+_process_presences = weakref.WeakKeyDictionary()
+
+
+def get_process_presence():
+    """Return the running event loop's (this server process's) presence, on the store the settings choose."""
+    loop = asyncio.get_running_loop()
+    current = _process_presences.get(loop)
+    if current is None or current.store is not get_presence():
+        current = _process_presences[loop] = ProcessPresence(get_presence())
+    return current

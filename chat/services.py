@@ -109,10 +109,7 @@ def message_create(*, room, author, body, client_id=None):
     A repeated `client_id` from the same author in the same room stores nothing
     and returns the original message, so that clients can retry safely.
     """
-    if client_id is not None:
-        existing = _message_by_client_id(room, author, client_id)
-        if existing is not None:
-            return existing, False
+    # No look-up first: a repeat is rare, and the unique constraint finds it.
     try:
         with transaction.atomic():
             now = timezone.now()
@@ -124,7 +121,7 @@ def message_create(*, room, author, body, client_id=None):
             room_send_on_commit(room.pk, protocol.message_frame(message), seq=seq)
             _notify_mentioned(message)
     except IntegrityError:
-        # A concurrent retry with the same client_id won the race.
+        # This client_id was stored before (a retry): the transaction, seq included, rolled back.
         existing = client_id and _message_by_client_id(room, author, client_id)
         if not existing:
             raise

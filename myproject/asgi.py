@@ -1,4 +1,5 @@
 """ASGI entry point: HTTP goes to Django, websockets to the chat consumers."""
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -12,6 +13,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import chat.routing  # noqa: E402
 from chat.origins import AllowedOriginsValidator  # noqa: E402
+
+# Django, the apps and their modules are loaded and live for the whole process:
+# freezing them keeps the garbage collector from scanning them again and again
+# (a measurable share of each delivery, bench/), and a larger first generation
+# makes collections rarer while frames are written.
+gc.freeze()
+gc.set_threshold(50_000, 20, 100)
 
 application = ProtocolTypeRouter(
     {

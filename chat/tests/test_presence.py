@@ -56,14 +56,3 @@ async def test_a_user_with_one_live_connection_is_not_swept(store):
     assert await store.sweep(1) == []
     assert await store.online(1) == ["alice"]
     assert await store.disconnect(1, "alice", "live") is True
-
-
-async def test_connection_count_counts_live_connections_of_one_user(store):
-    await store.connect("anywhere", "alice", "c1")
-    await store.connect("anywhere", "alice", "c2")
-    await store.connect("anywhere", "bob", "c3")
-    assert await store.connection_count("anywhere", "alice") == 2
-    await store.disconnect("anywhere", "alice", "c1")
-    assert await store.connection_count("anywhere", "alice") == 1
-    await asyncio.sleep(0.4)
-    assert await store.connection_count("anywhere", "alice") == 0
