@@ -2,9 +2,11 @@
 
 With REDIS_URL set the cache is Redis, so a limit counts a user's events on
 every socket and every server process; otherwise it counts within one process.
-Windows are aligned to the clock, so a client can reach twice a limit across
-a window boundary, never more.
+A window opens with a key's first event and lasts the limit's length, so a
+client can reach twice a limit across the end of one window and the start of
+the next, never more.
 """
+import math
 import time
 from dataclasses import dataclass
 
@@ -34,38 +36,49 @@ class Limit:
         count, seconds = getattr(settings, f"CHAT_{name.upper()}_RATE")
         return cls(name, count, seconds)
 
-    def _key(self, key, now):
-        return f"chat:limit:{self.name}:{key}:{int(now // self.seconds)}"
+    def _base(self, key):
+        return f"chat:limit:{self.name}:{key}"
 
-    def retry_after(self, now=None):
-        """Return the seconds until the current window ends."""
+    def _window(self, key, now):
+        """Return (the cache key counting the current window of `key`, when that window opened)."""
+        base = self._base(key)
+        cache.add(f"{base}:start", now, timeout=math.ceil(self.seconds))
+        start = cache.get(f"{base}:start", now)
+        return f"{base}:{start}", start
+
+    def retry_after(self, start, now=None):
+        """Return the seconds until the window that opened at `start` ends."""
         now = time.time() if now is None else now
-        return round(self.seconds - now % self.seconds, 3)
+        return round(max(start + self.seconds - now, 0), 3)
 
     def hit(self, key):
-        """Count one event for `key`; return the count in the current window."""
-        cache_key = self._key(key, time.time())
-        cache.add(cache_key, 0, timeout=int(self.seconds) + 1)
+        """Count one event for `key`; return (the count in the current window, when it opened)."""
+        count_key, start = self._window(key, time.time())
+        cache.add(count_key, 0, timeout=math.ceil(self.seconds) + 1)
         try:
-            return cache.incr(cache_key)
+            return cache.incr(count_key), start
         except ValueError:
             # The window's key expired between add and incr.
-            cache.set(cache_key, 1, timeout=int(self.seconds) + 1)
-            return 1
+            cache.set(count_key, 1, timeout=math.ceil(self.seconds) + 1)
+            return 1, start
 
     def peek(self, key):
-        """Return the count for `key` in the current window without counting."""
-        return cache.get(self._key(key, time.time()), 0)
+        """Return (the count for `key` in the current window, when it opened) without counting."""
+        now = time.time()
+        start = cache.get(f"{self._base(key)}:start")
+        if start is None:
+            return 0, now
+        return cache.get(f"{self._base(key)}:{start}", 0), start
 
     def check(self, key, detail):
         """Count one event and raise LimitExceeded when it is over the limit."""
-        count = self.hit(key)
+        count, start = self.hit(key)
         if count > self.count:
-            raise LimitExceeded(detail, self.retry_after(), count)
+            raise LimitExceeded(detail, self.retry_after(start), count)
         return count
 
     def check_peek(self, key, detail):
         """Raise LimitExceeded when `key` is already at the limit, without counting."""
-        count = self.peek(key)
+        count, start = self.peek(key)
         if count >= self.count:
-            raise LimitExceeded(detail, self.retry_after(), count)
+            raise LimitExceeded(detail, self.retry_after(start), count)
