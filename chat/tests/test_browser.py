@@ -278,6 +278,9 @@ def test_screenshots_of_a_room(app, open_page):
         expect(ada.locator("#online-list > li")).to_have_text(["ada (you)", "bruno"])
         for scheme in ("light", "dark"):
             ada.emulate_media(color_scheme=scheme)
+            # The page sends a typing notice at most every 2 s (static/chat/typing.js): wait that long so
+            # this keystroke sends one even when the previous round was quick (not a timing assertion).
+            bruno.wait_for_timeout(2100)
             bruno.get_by_label("Message", exact=True).press_sequentially("ok")
             expect(ada.locator("#typing")).to_have_text("bruno is typing…")
             bruno.get_by_label("Message", exact=True).fill("")
