@@ -63,12 +63,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence = presence
         if await presence.add(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
-        if after is None:
-            messages, has_more = await database_sync_to_async(selectors.message_list)(room=self.room)
-        else:
-            messages, has_more = await database_sync_to_async(selectors.message_list)(
-                room=self.room, after=after, limit=protocol.MAX_PAGE
-            )
+        messages, has_more = await database_sync_to_async(selectors.message_list)(
+            room=self.room, after=after, limit=protocol.DEFAULT_PAGE if after is None else protocol.MAX_PAGE
+        )
         self.seen_seq = messages[-1].seq if messages else (after or 0)
         await self.accept()
         await self.send(

@@ -103,7 +103,6 @@ class RoomHub:
             for room_id in tuple(self.rooms):
                 await self.layer.group_add(room_group(room_id), self.channel)
 
-
     async def _watch(self):
         while True:
             await asyncio.sleep(PROBE_SECONDS)
