@@ -1,17 +1,114 @@
-"""Abuse limits: fixed-window counters kept in Django's cache.
+"""Abuse limits: fixed-window counters, in Redis when REDIS_URL is set.
 
-With REDIS_URL set the cache is Redis, so a limit counts a user's events on
-every socket and every server process; otherwise it counts within one process.
-A window opens with a key's first event and lasts the limit's length, so a
-client can reach twice a limit across the end of one window and the start of
-the next, never more.
+In Redis a limit counts a user's events on every socket and every server
+process; otherwise it counts within one process. A window opens with a key's
+first event and lasts the limit's length, so a client can reach twice a limit
+across the end of one window and the start of the next, never more.
 """
+import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
-from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+# A Redis that does not answer must not hold a message (or a login) for long.
+REDIS_TIMEOUT_SECONDS = 2
+PREFIX = "chat:limit"
+
+# One round trip: count the event, open the window with the first, and say when it ends.
+_HIT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+class RedisCounter:
+    """Windows shared by every server process: one Redis key per window, expiring with it."""
+
+    def __init__(self, url):
+        import redis
+
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
+        self.script = self.client.register_script(_HIT)
+
+    def hit(self, key, seconds):
+        """Count one event; return (the count in the window, seconds until it ends)."""
+        count, ttl_ms = self.script(keys=[key], args=[math.ceil(seconds * 1000)])
+        return count, max(ttl_ms, 0) / 1000
+
+    def peek(self, key):
+        """Return (the count in the window, seconds until it ends) without counting."""
+        pipe = self.client.pipeline(transaction=False)
+        count, ttl_ms = pipe.get(key).pttl(key).execute()
+        return int(count or 0), max(ttl_ms, 0) / 1000
+
+    def clear(self):
+        """Forget every window (tests)."""
+        for key in self.client.scan_iter(f"{PREFIX}:*"):
+            self.client.delete(key)
+
+
+class MemoryCounter:
+    """Windows of this process alone, for a single server without Redis."""
+
+    # Past this many keys, each hit first forgets the windows that ended.
+    PRUNE_AT = 10_000
+
+    def __init__(self):
+        self.windows = {}  # key -> [count, when the window ends (monotonic)]
+        self.lock = threading.Lock()
+
+    def hit(self, key, seconds):
+        """Count one event; return (the count in the window, seconds until it ends)."""
+        now = time.monotonic()
+        with self.lock:
+            if len(self.windows) > self.PRUNE_AT:
+                self.windows = {k: w for k, w in self.windows.items() if w[1] > now}
+            window = self.windows.get(key)
+            if window is None or window[1] <= now:
+                window = self.windows[key] = [0, now + seconds]
+            window[0] += 1
+            return window[0], window[1] - now
+
+    def peek(self, key):
+        """Return (the count in the window, seconds until it ends) without counting."""
+        now = time.monotonic()
+        window = self.windows.get(key)
+        if window is None or window[1] <= now:
+            return 0, 0.0
+        return window[0], window[1] - now
+
+    def clear(self):
+        """Forget every window (tests)."""
+        self.windows = {}
+
+
+@cache
+def _counter(redis_url):
+    return RedisCounter(redis_url) if redis_url else MemoryCounter()
+
+
+def get_counter():
+    """Return the window counter the settings choose."""
+    return _counter(settings.REDIS_URL)
+
+
+def _unless_redis_fails(count):
+    """Call `count`; when Redis is unreachable, log and let the event through (limits are a guard, not a gate)."""
+    import redis.exceptions
+
+    try:
+        return count()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+        logger.warning("limits: Redis unreachable; not counting", exc_info=True)
+        return 0, 0.0
 
 
 class LimitExceeded(Exception):
@@ -36,49 +133,26 @@ class Limit:
         count, seconds = getattr(settings, f"CHAT_{name.upper()}_RATE")
         return cls(name, count, seconds)
 
-    def _base(self, key):
-        return f"chat:limit:{self.name}:{key}"
-
-    def _window(self, key, now):
-        """Return (the cache key counting the current window of `key`, when that window opened)."""
-        base = self._base(key)
-        cache.add(f"{base}:start", now, timeout=math.ceil(self.seconds))
-        start = cache.get(f"{base}:start", now)
-        return f"{base}:{start}", start
-
-    def retry_after(self, start, now=None):
-        """Return the seconds until the window that opened at `start` ends."""
-        now = time.time() if now is None else now
-        return round(max(start + self.seconds - now, 0), 3)
+    def _key(self, key):
+        return f"{PREFIX}:{self.name}:{key}"
 
     def hit(self, key):
-        """Count one event for `key`; return (the count in the current window, when it opened)."""
-        count_key, start = self._window(key, time.time())
-        cache.add(count_key, 0, timeout=math.ceil(self.seconds) + 1)
-        try:
-            return cache.incr(count_key), start
-        except ValueError:
-            # The window's key expired between add and incr.
-            cache.set(count_key, 1, timeout=math.ceil(self.seconds) + 1)
-            return 1, start
+        """Count one event for `key`; return (the count in the current window, seconds until it ends)."""
+        return _unless_redis_fails(lambda: get_counter().hit(self._key(key), self.seconds))
 
     def peek(self, key):
-        """Return (the count for `key` in the current window, when it opened) without counting."""
-        now = time.time()
-        start = cache.get(f"{self._base(key)}:start")
-        if start is None:
-            return 0, now
-        return cache.get(f"{self._base(key)}:{start}", 0), start
+        """Return (the count for `key` in the current window, seconds until it ends) without counting."""
+        return _unless_redis_fails(lambda: get_counter().peek(self._key(key)))
 
     def check(self, key, detail):
         """Count one event and raise LimitExceeded when it is over the limit."""
-        count, start = self.hit(key)
+        count, retry_after = self.hit(key)
         if count > self.count:
-            raise LimitExceeded(detail, self.retry_after(start), count)
+            raise LimitExceeded(detail, round(retry_after, 3), count)
         return count
 
     def check_peek(self, key, detail):
         """Raise LimitExceeded when `key` is already at the limit, without counting."""
-        count, start = self.peek(key)
+        count, retry_after = self.peek(key)
         if count >= self.count:
-            raise LimitExceeded(detail, self.retry_after(start), count)
+            raise LimitExceeded(detail, round(retry_after, 3), count)

@@ -155,13 +155,6 @@ else:
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
-# The cache holds the abuse-limit counters (chat/limits.py): in Redis they count
-# across every server process; in memory, within one.
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

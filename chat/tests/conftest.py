@@ -133,9 +133,9 @@ def fresh_presence():
 
 @pytest.fixture(autouse=True)
 def fresh_limits():
-    """Start every test with empty abuse-limit counters (they live in the cache)."""
-    from django.core.cache import cache
+    """Start every test with empty abuse-limit counters."""
+    from chat.limits import get_counter
 
-    cache.clear()
+    get_counter().clear()
     yield
-    cache.clear()
+    get_counter().clear()
