@@ -310,8 +310,9 @@ def rooms_scenario(bench, *, database_server, rooms, members, rate, seconds, ser
     sessions = bench.accounts(total, database)
     daphnes = [bench.daphne("project", database) for _ in range(servers)]
     prefix = next(bench.names)
-    # Members of a room alternate between the server processes, as behind a round-robin proxy.
-    specs = [{"index": i, "url": url_of(daphnes[i % servers], "project", f"{prefix}_{i // members}"),
+    # Sockets alternate between the server processes, as behind a round-robin proxy; shifting each room's
+    # start by one spreads the senders (each room's first member) too.
+    specs = [{"index": i, "url": url_of(daphnes[(i + i // members) % servers], "project", f"{prefix}_{i // members}"),
               "room": i // members, "sender": i // members if i % members == 0 else None, "cookie": sessions[i]}
              for i in range(total)]
     messages = max(1, round(rate * seconds / rooms))

@@ -1,7 +1,9 @@
 """The chat socket: authenticate, join the room, translate frames to services and back."""
 import asyncio
+import functools
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
@@ -9,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from chat import protocol, selectors, services
@@ -23,6 +25,22 @@ from chat.presence import get_process_presence
 SESSION_GRACE_SECONDS = 0.5
 # When the database cannot say whether a session still holds, ask again this much later.
 SESSION_RETRY_SECONDS = 30
+
+
+def db(func):
+    """Wrap an ORM function for the event loop, in parallel threads where the database allows it."""
+    # SQLite has one writer at a time, so its calls share one thread. Other
+    # databases get up to CHAT_DATABASE_THREADS threads, each with its own
+    # connection, so that round trips (and the wait for each commit's broadcast)
+    # overlap instead of queueing behind each other.
+    if connection.vendor == "sqlite":
+        return database_sync_to_async(func)
+    return database_sync_to_async(func, thread_sensitive=False, executor=_database_threads())
+
+
+@functools.cache
+def _database_threads():
+    return ThreadPoolExecutor(settings.CHAT_DATABASE_THREADS, thread_name_prefix="chat-db")
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -48,7 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             after = _query_after(self.scope)
-            self.room, membership = await database_sync_to_async(services.room_open)(slug=slug, user=self.user)
+            self.room, membership = await db(services.room_open)(slug=slug, user=self.user)
         except (ValueError, ValidationError, PermissionDenied, LimitExceeded) as error:
             await self.refuse(slug, type(error).__name__, detail=str(error))
             return
@@ -63,7 +81,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.presence = presence
         if await presence.add(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
-        messages, has_more = await database_sync_to_async(selectors.message_list)(
+        messages, has_more = await db(selectors.message_list)(
             room=self.room, after=after, limit=protocol.DEFAULT_PAGE if after is None else protocol.MAX_PAGE
         )
         self.seen_seq = messages[-1].seq if messages else (after or 0)
@@ -142,7 +160,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Count one event of this user against a limit; raise LimitExceeded when over it."""
         limit = Limit.from_setting(name)
         try:
-            await sync_to_async(limit.check)(f"user:{self.user.pk}", detail)
+            await sync_to_async(limit.check, thread_sensitive=False)(f"user:{self.user.pk}", detail)
         except LimitExceeded as error:
             # Past flood_factor times the limit, the socket is closed, not only answered.
             error.flood_count = limit.count * flood_factor if flood_factor else float("inf")
@@ -152,32 +170,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.check_limit(
             "message", "You are sending messages too fast; nothing was sent.", settings.CHAT_FLOOD_FACTOR
         )
-        message, created = await database_sync_to_async(services.message_create)(
+        message, created = await db(services.message_create)(
             room=self.room, author=self.user, body=frame.body, client_id=frame.client_id
         )
         if not created:
             await self.send(text_data=protocol.message_frame(message))
 
     async def on_history(self, frame):
-        messages, has_more = await database_sync_to_async(selectors.message_list)(
+        messages, has_more = await db(selectors.message_list)(
             room=self.room, before=frame.before, after=frame.after, limit=frame.limit
         )
         await self.send(text_data=protocol.history_frame(messages, has_more))
 
     async def on_edit(self, frame):
-        await database_sync_to_async(services.message_edit)(
+        await db(services.message_edit)(
             room=self.room, actor=self.user, message_id=frame.id, body=frame.body
         )
 
     async def on_delete(self, frame):
-        await database_sync_to_async(services.message_delete)(room=self.room, actor=self.user, message_id=frame.id)
+        await db(services.message_delete)(room=self.room, actor=self.user, message_id=frame.id)
 
     async def on_typing(self, frame):
         await self.check_limit("typing", "Typing notices are sent too often.")
         await room_send(self.room.pk, protocol.typing_frame(self.user.username), skip_user=self.user.pk)
 
     async def on_read(self, frame):
-        await database_sync_to_async(services.membership_read)(room=self.room, user=self.user, seq=frame.seq)
+        await db(services.membership_read)(room=self.room, user=self.user, seq=frame.seq)
 
     handlers = {
         protocol.Send: on_send,
@@ -192,7 +210,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Close the socket with 4401 once its login session has expired."""
         while True:
             try:
-                expiry = await database_sync_to_async(selectors.session_expiry)(self.session_key)
+                expiry = await db(selectors.session_expiry)(self.session_key)
             except DatabaseError:
                 log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
                 await asyncio.sleep(SESSION_RETRY_SECONDS)

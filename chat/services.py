@@ -9,8 +9,7 @@ import re
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chat import protocol
@@ -112,11 +111,7 @@ def message_create(*, room, author, body, client_id=None):
     # No look-up first: a repeat is rare, and the unique constraint finds it.
     try:
         with transaction.atomic():
-            now = timezone.now()
-            # The UPDATE takes the room's row lock until commit, so seqs are
-            # gap-free and seq order is commit order.
-            Room.objects.filter(pk=room.pk).update(last_seq=F("last_seq") + 1, last_message_at=now)
-            seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+            seq = _next_seq(room)
             message = Message.objects.create(room=room, author=author, seq=seq, body=body, client_id=client_id)
             room_send_on_commit(room.pk, protocol.message_frame(message), seq=seq)
             _notify_mentioned(message)
@@ -127,6 +122,18 @@ def message_create(*, room, author, body, client_id=None):
             raise
         return existing, False
     return message, True
+
+
+def _next_seq(room):
+    """Allocate the room's next seq; the row stays locked until commit, so seqs are gap-free in commit order."""
+    # One round trip with RETURNING (PostgreSQL, SQLite 3.35+), where the ORM needs an UPDATE and a SELECT.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_message_at = %s WHERE id = %s"
+            " RETURNING last_seq",
+            [connection.ops.adapt_datetimefield_value(timezone.now()), room.pk],
+        )
+        return cursor.fetchone()[0]
 
 
 def _notify_mentioned(message):

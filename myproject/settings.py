@@ -244,6 +244,10 @@ def env_rate(name, default):
     return int(count), float(seconds)
 
 
+# Threads (each with its own database connection) that run a server process's
+# ORM calls in parallel; SQLite always uses one. Count them in PostgreSQL's max_connections.
+CHAT_DATABASE_THREADS = int(os.environ.get("CHAT_DATABASE_THREADS", "8"))
+
 # Abuse limits (chat/limits.py), each "COUNT/SECONDS"; see docs/security.md.
 CHAT_MESSAGE_RATE = env_rate("CHAT_MESSAGE_RATE", "20/10")  # per user, all sockets
 # A socket that goes on sending past this many times the message limit is closed (1008).

@@ -1,4 +1,5 @@
 """Fixtures shared by the chat tests: users, logged-in sockets, real servers."""
+import gc
 import itertools
 import os
 from urllib.parse import urlsplit, urlunsplit
@@ -63,6 +64,19 @@ async def connect():
     for communicator in opened:
         if communicator.connected:
             await communicator.disconnect()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_threads(django_db_setup):
+    """Stop the sockets' database threads before the test database is dropped, closing their connections."""
+    yield
+    from chat.consumers import _database_threads
+
+    if _database_threads.cache_info().currsize:
+        _database_threads().shutdown()
+        _database_threads.cache_clear()
+        # The threads' connections close when their last reference goes.
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
