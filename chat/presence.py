@@ -214,6 +214,7 @@ class RedisPresence(BasePresence):
         now = await self._now(client)
         return sorted(await client.zrangebyscore(self._keys(room_id)[0], f"({now}", "+inf"))
 
+    @_unless_redis_fails({})
     async def online_counts(self, room_ids):
         client, *_ = self._client()
         now = await self._now(client)

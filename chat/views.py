@@ -46,7 +46,7 @@ def signup(request):
 
 
 def _room_lists(user):
-    """Return (the user's memberships, other public rooms), each room with its online count."""
+    """Return (the user's memberships, other public rooms), each room with its online count (0 when unknown)."""
     memberships = list(selectors.room_list_for_user(user))
     public_rooms = list(selectors.room_list_public(exclude_user=user))
     online = async_to_sync(get_presence().online_counts)(
@@ -54,9 +54,9 @@ def _room_lists(user):
     )
     for membership in memberships:
         membership.title = membership.room.title_for(user)
-        membership.online = online[membership.room_id]
+        membership.online = online.get(membership.room_id, 0)
     for room in public_rooms:
-        room.online = online[room.pk]
+        room.online = online.get(room.pk, 0)
     return memberships, public_rooms
 
 

@@ -56,3 +56,12 @@ async def test_a_user_with_one_live_connection_is_not_swept(store):
     assert await store.sweep(1) == []
     assert await store.online(1) == ["alice"]
     assert await store.disconnect(1, "alice", "live") is True
+
+
+async def test_an_unreachable_redis_counts_nobody_online_instead_of_failing():
+    from chat.presence import RedisPresence
+    from chat.tests.servers import free_port
+
+    store = RedisPresence(ttl=1, url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    assert await store.online_counts([1, 2]) == {}
+    assert await store.online(1) == []
