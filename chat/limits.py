@@ -58,19 +58,22 @@ class RedisCounter:
 class MemoryCounter:
     """Windows of this process alone, for a single server without Redis."""
 
-    # Past this many keys, each hit first forgets the windows that ended.
+    # Past this many keys, a hit first forgets the windows that ended.
     PRUNE_AT = 10_000
 
     def __init__(self):
         self.windows = {}  # key -> [count, when the window ends (monotonic)]
         self.lock = threading.Lock()
+        self.prune_at = self.PRUNE_AT
 
     def hit(self, key, seconds):
         """Count one event; return (the count in the window, seconds until it ends)."""
         now = time.monotonic()
         with self.lock:
-            if len(self.windows) > self.PRUNE_AT:
+            if len(self.windows) > self.prune_at:
                 self.windows = {k: w for k, w in self.windows.items() if w[1] > now}
+                # Many live windows must not make every hit walk them all again.
+                self.prune_at = max(self.PRUNE_AT, 2 * len(self.windows))
             window = self.windows.get(key)
             if window is None or window[1] <= now:
                 window = self.windows[key] = [0, now + seconds]
