@@ -50,7 +50,6 @@ class Bench(contextlib.ExitStack):
         """Return the environment of a production-like server process on `database_url`."""
         return project_env(
             REDIS_URL=self.redis_url, DATABASE_URL=database_url, ALLOWED_HOSTS="127.0.0.1,localhost",
-            DATABASE_CONN_MAX_AGE=60,  # as deploy/chat.env.example
             # The load generator is a deliberate flood: lift the per-user abuse limits, nothing else.
             CHAT_MESSAGE_RATE="1000000/1", CHAT_ROOM_CREATION_RATE="1000000/1",
         )
