@@ -1,24 +1,20 @@
 """Who receives what: channel-layer group names, and sends after commit.
 
-Room groups carry encoded frames to each process's room hub (chat.hub), which
-hands them to its sockets; user groups carry events to every socket of one
-user, whatever room it is in.
+Room groups carry encoded frames to each process's hub (chat.hub), which
+hands them to its sockets; the users group carries events for every socket of
+one user, whatever room it is in, to every hub.
 """
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 ROOM_FRAME = "room.frame"
+USERS_GROUP = "chat.users"
 
 
 def room_group(room_id):
     """Return the channel-layer group of every socket in a room."""
     return f"chat.room.{room_id}"
-
-
-def user_group(user_id):
-    """Return the channel-layer group of every socket of a user."""
-    return f"chat.user.{user_id}"
 
 
 def room_event(room_id, text, *, seq=None, skip_user=None):
@@ -37,7 +33,7 @@ def room_send_on_commit(room_id, text, *, seq=None):
 
 def user_event_on_commit(user_id, event):
     """Send a layer event to every socket of a user once the transaction commits."""
-    _send_on_commit(user_group(user_id), event)
+    _send_on_commit(USERS_GROUP, {**event, "user": user_id})
 
 
 def _send_on_commit(group, event):

@@ -15,7 +15,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from chat import protocol, selectors, services
-from chat.broadcast import room_send, user_group
+from chat.broadcast import room_send
 from chat.hub import get_hub
 from chat.logs import log_event
 from chat.limits import Limit, LimitExceeded
@@ -44,6 +44,8 @@ def _database_threads():
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
+    # No layer channel per socket: the process's hub delivers room frames and user events.
+    channel_layer_alias = None
     room = None
     tasks = ()
     # The process presence that counts this socket, once it does (and must uncount it).
@@ -77,7 +79,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # live frames already covered by the welcome are dropped in room_frame.
         self.backlog = []
         await get_hub().join(self.room.pk, self)
-        await self.channel_layer.group_add(user_group(self.user.pk), self.channel_name)
         self.presence = presence
         if await presence.add(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
@@ -122,11 +123,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for task in self.tasks:
             task.cancel()
         await get_hub().leave(self.room.pk, self)
-        try:
-            await self.channel_layer.group_discard(user_group(self.user.pk), self.channel_name)
-        except Exception:
-            # The layer may be down (Redis restarting); the subscription dies with the socket anyway.
-            log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
         if self.presence is not None and await self.presence.remove(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
 

@@ -1,10 +1,16 @@
-"""Deliver each room's frames to the sockets this process holds, from one place.
+"""Deliver each room's frames, and each user's events, to the sockets this process holds, from one place.
 
 The Channels tutorial gives every socket its own group membership, so a room
 of N members costs N layer deliveries, N consumer wake-ups and N handler calls
 per message. Here each process subscribes once per room (one hub channel in
 the room's group), and the hub hands each frame, already encoded, straight to
 its local sockets: the cost per member is one socket write.
+
+Sockets have no layer channel of their own: a Redis SUBSCRIBE and UNSUBSCRIBE
+per socket queue behind each other on the layer's connection, and 500 clients
+reconnecting at once then time out their handshakes and retry for minutes.
+User events (rare: mentions, removals, logouts) go to one group that every
+hub subscribes to, and each hub picks out its own users' sockets.
 """
 import asyncio
 import logging
@@ -13,7 +19,7 @@ import weakref
 from channels.layers import get_channel_layer
 
 from chat import protocol
-from chat.broadcast import room_group
+from chat.broadcast import ROOM_FRAME, USERS_GROUP, room_group
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +32,15 @@ RENEW_SECONDS = 3600
 PROBE_SECONDS = 2.0
 PROBE_TIMEOUT = 6.0
 PROBE = "hub.probe"
+# The user events, and the socket method that takes each.
+USER_HANDLERS = {"user.frame": "user_frame", "room.removed": "room_removed", "session.revoked": "session_revoked"}
 
 
 class RoomHub:
-    """One process's subscriptions to room groups, and the local sockets of each room.
+    """One process's subscriptions to room groups and the users group, and the local sockets of each.
 
-    Sockets must offer room_frame(event) and close(code=...). When the layer
+    Sockets must have a user_id and offer room_frame(event), close(code=...)
+    and a method for each of USER_HANDLERS. When the layer
     stops delivering, every local socket is closed (4012, or 4011 when the hub
     itself failed) so that clients reconnect and resume with ?after=; none is
     left open but deaf.
@@ -39,7 +48,8 @@ class RoomHub:
 
     def __init__(self):
         self.layer = get_channel_layer()
-        self.rooms = {}  # room_id -> set of sockets with a room_frame(event) coroutine
+        self.rooms = {}  # room_id -> set of sockets
+        self.users = {}  # user_id -> set of sockets
         self.channel = None
         self.lock = asyncio.Lock()
         self.tasks = []
@@ -49,7 +59,9 @@ class RoomHub:
         """Add a socket to a room; once this returns, every frame sent to the room reaches it."""
         async with self.lock:
             if self.channel is None:
-                self.channel = await self.layer.new_channel("chat.hub.")
+                channel = await self.layer.new_channel("chat.hub.")
+                await self.layer.group_add(USERS_GROUP, channel)
+                self.channel = channel
                 self.tasks = [
                     asyncio.create_task(self._read()), asyncio.create_task(self._renew()),
                     asyncio.create_task(self._watch()),
@@ -58,6 +70,7 @@ class RoomHub:
                 await self.layer.group_add(room_group(room_id), self.channel)
                 self.rooms[room_id] = set()
             self.rooms[room_id].add(socket)
+            self.users.setdefault(socket.user_id, set()).add(socket)
 
     async def leave(self, room_id, socket):
         """Remove a socket from a room, unsubscribing when it was the room's last here."""
@@ -66,6 +79,10 @@ class RoomHub:
             if sockets is None:
                 return
             sockets.discard(socket)
+            mine = self.users.get(socket.user_id, set())
+            mine.discard(socket)
+            if not mine:
+                self.users.pop(socket.user_id, None)
             if not sockets:
                 del self.rooms[room_id]
                 await self.layer.group_discard(room_group(room_id), self.channel)
@@ -88,20 +105,25 @@ class RoomHub:
             # wait behind many room frames, and that must not count as a loss.
             if self.probe is not None and not self.probe.done():
                 self.probe.set_result(None)
-            if event.get("type") == PROBE:
+            kind = event.get("type")
+            if kind == ROOM_FRAME:
+                sockets, handler = self.rooms.get(event.get("room"), ()), "room_frame"
+            elif kind in USER_HANDLERS:
+                sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
+            else:
                 continue
-            for socket in tuple(self.rooms.get(event.get("room"), ())):
+            for socket in tuple(sockets):
                 try:
-                    await socket.room_frame(event)
+                    await getattr(socket, handler)(event)
                 except Exception:
-                    # One broken socket must not keep the frame from the others.
-                    logger.exception("could not deliver a frame of room %s", event.get("room"))
+                    # One broken socket must not keep the event from the others.
+                    logger.exception("could not deliver a %s event", kind)
 
     async def _renew(self):
         while True:
             await asyncio.sleep(RENEW_SECONDS)
-            for room_id in tuple(self.rooms):
-                await self.layer.group_add(room_group(room_id), self.channel)
+            for group in [USERS_GROUP, *map(room_group, tuple(self.rooms))]:
+                await self.layer.group_add(group, self.channel)
 
     async def _watch(self):
         while True:
@@ -120,7 +142,7 @@ class RoomHub:
         """Close every local socket with `code` and drop the subscriptions; the next join starts afresh."""
         async with self.lock:
             rooms, channel, tasks = self.rooms, self.channel, self.tasks
-            self.rooms, self.channel, self.tasks = {}, None, []
+            self.rooms, self.users, self.channel, self.tasks = {}, {}, None, []
         for task in tasks:
             if task is not asyncio.current_task():
                 task.cancel()
@@ -130,10 +152,12 @@ class RoomHub:
                     await socket.close(code=code)
                 except Exception:
                     logger.exception("could not close a socket of the room hub")
-        for room_id in rooms:
+        if channel is None:
+            return
+        for group in [USERS_GROUP, *map(room_group, rooms)]:
             try:
                 # Redis may still be down: bounded, and the subscription is dropped anyway.
-                await asyncio.wait_for(self.layer.group_discard(room_group(room_id), channel), PROBE_TIMEOUT)
+                await asyncio.wait_for(self.layer.group_discard(group, channel), PROBE_TIMEOUT)
             except Exception:
                 pass
 

@@ -1,24 +1,28 @@
-"""The room hub: one layer subscription per room per process, frames to every local socket."""
+"""The hub: one layer subscription per room per process, frames to every local socket, user events to the user's."""
 import asyncio
 
 import pytest
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.broadcast import room_event, room_group
+from chat.broadcast import USERS_GROUP, room_event, room_group, user_event_on_commit
 from chat.hub import RoomHub
 
 
 class Socket:
     """Stand in for a consumer: records the frames the hub hands it."""
 
-    def __init__(self, fail=False):
-        self.frames = []
-        self.fail = fail
+    def __init__(self, fail=False, user_id=1):
+        self.frames, self.events = [], []
+        self.fail, self.user_id = fail, user_id
 
     async def room_frame(self, event):
         if self.fail:
             raise RuntimeError("broken socket")
         self.frames.append(event["text"])
+
+    async def user_frame(self, event):
+        self.events.append(event)
 
 
 async def until(predicate):
@@ -77,3 +81,20 @@ async def test_a_broken_socket_does_not_stop_delivery_to_the_others(layer):
     await layer.group_send(room_group(1), room_event(1, "still delivered"))
     await until(lambda: healthy.frames)
     assert healthy.frames == ["still delivered"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_user_events_reach_every_socket_of_that_user_in_any_room_and_no_other(layer):
+    hub = RoomHub()
+    mine = [Socket(user_id=5), Socket(user_id=5)]
+    other = Socket(user_id=6)
+    await hub.join(1, mine[0])
+    await hub.join(2, mine[1])
+    await hub.join(1, other)
+    assert set(layer.groups[USERS_GROUP]) == {hub.channel}
+    await database_sync_to_async(user_event_on_commit)(5, {"type": "user.frame", "text": "for 5"})
+    await until(lambda: all(s.events for s in mine))
+    assert [e["text"] for s in mine for e in s.events] == ["for 5", "for 5"] and other.events == []
+    await hub.leave(1, mine[0])
+    await hub.leave(2, mine[1])
+    assert 5 not in hub.users and hub.users == {6: {other}}

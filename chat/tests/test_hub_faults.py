@@ -12,6 +12,8 @@ from chat.protocol import CLOSE_LINK_LOST, CLOSE_SERVER_FAILED
 class Socket:
     """Stand in for a consumer: records frames and its close code."""
 
+    user_id = 1
+
     def __init__(self):
         self.frames, self.closed = [], None
 
