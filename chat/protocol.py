@@ -29,6 +29,8 @@ CLOSE_POLICY = 1008
 # does not let an application send.
 CLOSE_SERVER_FAILED = 4011
 CLOSE_LINK_LOST = 4012
+# Too many handshakes at once (a crowd reconnecting): back off and retry. It stands for 1013.
+CLOSE_BUSY = 4013
 CLOSE_SESSION_ENDED = 4401
 CLOSE_REMOVED = 4403
 CLOSE_TOO_MANY_SOCKETS = 4429

@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import chat.routing  # noqa: E402
+from chat.handshakes import HandshakeGate  # noqa: E402
 from chat.origins import AllowedOriginsValidator  # noqa: E402
 
 # Django, the apps and their modules are loaded and live for the whole process:
@@ -24,8 +25,8 @@ gc.set_threshold(50_000, 20, 100)
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedOriginsValidator(
-            AuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns))
+        "websocket": HandshakeGate(
+            AllowedOriginsValidator(AuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns)))
         ),
     }
 )

@@ -97,12 +97,11 @@ class ChatClient:
             pass  # the reader sees the close and reconnects
 
     async def _run(self):
-        failures = 0
+        self.failures = 0
         for _ in range(self.max_attempts):
             web = self.web_clients[self.server % len(self.web_clients)]
             try:
                 async with web.socket(self.slug, query=f"after={self.contiguous}") as socket:
-                    failures = 0
                     await self._follow(socket)
                 code = socket.close_code
             except websockets.exceptions.ConnectionClosed as closed:
@@ -117,15 +116,17 @@ class ChatClient:
             self.closes.append(code)
             if self._stopping or not self.reconnect or code in FINAL_CLOSE_CODES:
                 return
-            failures += 1
+            self.failures += 1
             # Full jitter: a crowd dropped at once spreads its reconnects out.
-            await asyncio.sleep(random.uniform(0, min(self.backoff[1], self.backoff[0] * 2 ** failures)))
+            await asyncio.sleep(random.uniform(0, min(self.backoff[1], self.backoff[0] * 2 ** self.failures)))
 
     async def _follow(self, socket):
         welcome = json.loads(await asyncio.wait_for(socket.recv(), 10))
         assert welcome["type"] == "welcome", welcome
         self.socket = socket
         self.connects += 1
+        # As on the page, only a welcome proves the server is back: a busy close (4013) goes on backing off.
+        self.failures = 0
         self.online = set(welcome["online"])
         self._healing = False
         self.delivered = {message["seq"] for message in welcome["messages"]}

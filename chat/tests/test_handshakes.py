@@ -1,0 +1,73 @@
+"""The handshake gate: a few handshakes at a time, the late ones closed with 4013 at once."""
+import asyncio
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from chat import handshakes
+from chat.handshakes import HandshakeGate
+from chat.protocol import CLOSE_BUSY
+
+
+class SlowHandshakes:
+    """An app whose handshakes accept only when the test lets them."""
+
+    def __init__(self):
+        self.go = asyncio.Event()
+        self.started = 0
+
+    async def __call__(self, scope, receive, send):
+        assert (await receive())["type"] == "websocket.connect"
+        self.started += 1
+        await self.go.wait()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "welcome"})
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    monkeypatch.setattr(handshakes, "HANDSHAKES_AT_ONCE", 2)
+    monkeypatch.setattr(handshakes, "HANDSHAKE_WAIT_SECONDS", 0.2)
+    app = SlowHandshakes()
+    return app, HandshakeGate(app)
+
+
+async def test_a_handshake_past_the_limit_that_waits_too_long_is_closed_with_4013(gate):
+    app, application = gate
+    first, second, third = (WebsocketCommunicator(application, "/ws/chat/lobby/") for _ in range(3))
+    pending = [asyncio.create_task(c.connect()) for c in (first, second)]
+    while app.started < 2:
+        await asyncio.sleep(0.01)
+    connected, _ = await third.connect()
+    assert connected
+    assert await third.receive_output() == {"type": "websocket.close", "code": CLOSE_BUSY}
+    assert app.started == 2  # the third never reached the app
+    app.go.set()
+    assert all(ok for ok, _ in await asyncio.gather(*pending))
+    for communicator in (first, second, third):
+        await communicator.disconnect()
+
+
+async def test_accepted_sockets_free_their_slot_for_the_next_handshake(gate):
+    app, application = gate
+    app.go.set()
+    sockets = [WebsocketCommunicator(application, "/ws/chat/lobby/") for _ in range(5)]
+    for communicator in sockets:
+        connected, _ = await communicator.connect()
+        assert connected and await communicator.receive_from() == "welcome"
+    assert app.started == 5
+    for communicator in sockets:
+        await communicator.disconnect()
+
+
+async def test_a_handshake_the_app_refuses_frees_its_slot(gate):
+    async def refuse(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.close"})
+
+    application = HandshakeGate(refuse)
+    for _ in range(5):
+        connected, _ = await WebsocketCommunicator(application, "/ws/chat/lobby/").connect()
+        assert not connected
