@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from chat.protocol import CLOSE_BUSY
 from chat.tests.chatclient import ChatClient
 from chat.tests.cluster import Cluster
 
@@ -198,7 +199,8 @@ async def storm(cluster):
         started = time.monotonic()
         await asyncio.to_thread(cluster.kill, 0)
         resumed = await sender.wait(lambda: all(c.contiguous >= missed[-1] for c in crowd), 150)
-        print(f"500 clients resumed {time.monotonic() - started:.1f} s after the kill")
+        busy = sum(client.closes.count(CLOSE_BUSY) for client in crowd)
+        print(f"500 clients resumed {time.monotonic() - started:.1f} s after the kill; {busy} handshakes closed as busy")
         assert resumed, sum(c.contiguous >= missed[-1] for c in crowd)
         # The resume paged through history (at most 100 per welcome) instead of loading it at once.
         assert all(client.pages >= 1 and client.connects == 2 for client in crowd)
