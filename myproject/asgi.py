@@ -8,12 +8,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
 # Load Django (apps, models) before importing anything that touches the ORM.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import chat.routing  # noqa: E402
 from chat.handshakes import HandshakeGate  # noqa: E402
 from chat.origins import AllowedOriginsValidator  # noqa: E402
+from chat.sessions import SocketAuthMiddlewareStack  # noqa: E402
 
 # Django, the apps and their modules are loaded and live for the whole process:
 # freezing them keeps the garbage collector from scanning them again and again
@@ -26,7 +26,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": HandshakeGate(
-            AllowedOriginsValidator(AuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns)))
+            AllowedOriginsValidator(SocketAuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns)))
         ),
     }
 )
