@@ -65,6 +65,13 @@ async def user_loop(cluster, name, rooms, stop_at, totals, seed):
         await asyncio.sleep(rng.uniform(0, 0.5))
 
 
+async def sample_memory(cluster, every, samples):
+    """Append both daphnes' RSS to `samples` every `every` seconds: a steady slope is a leak, an early rise warm-up."""
+    while True:
+        await asyncio.sleep(every)
+        samples.append([cluster.memory_kib(i) for i in range(2)])
+
+
 async def soak(duration, users, rooms):
     with tempfile.TemporaryDirectory(prefix="chat-soak-") as directory:
         database = await asyncio.to_thread(sqlite_database, directory)
@@ -75,7 +82,10 @@ async def soak(duration, users, rooms):
             keys_start = cluster.redis_client().dbsize()
             totals = Totals()
             stop_at = time.monotonic() + duration
+            memory = []
+            sampler = asyncio.create_task(sample_memory(cluster, duration / 10, memory))
             await asyncio.gather(*(user_loop(cluster, n, room_names, stop_at, totals, i) for i, n in enumerate(names)))
+            sampler.cancel()
             stored = sum(len(cluster.stored(room)) for room in room_names)
             report = {
                 "duration_s": duration, "users": users, "rooms": rooms, "sessions": totals.sessions,
@@ -83,6 +93,7 @@ async def soak(duration, users, rooms):
                 "messages_delivered": totals.delivered, "gaps": totals.gaps, "duplicates": totals.duplicates,
                 "server_memory_kib_start": memory_start,
                 "server_memory_kib_end": [cluster.memory_kib(i) for i in range(2)],
+                "server_memory_kib_tenths": memory,
                 "redis_keys_start": keys_start, "redis_keys_end": cluster.redis_client().dbsize(),
             }
     for key, value in report.items():
