@@ -38,22 +38,26 @@ class HandshakeGate:
             await send({"type": "websocket.accept"})
             await send({"type": "websocket.close", "code": protocol.CLOSE_BUSY})
             return
-        admitted = True
+        first = True
+
+        async def receive_and_release():
+            # An app that asks for its second message is done with the first, the
+            # handshake. Wrapping receive, not send, keeps the gate off the path of
+            # every frame sent to the socket afterwards.
+            nonlocal first
+            if not first:
+                release()
+            first = False
+            return await receive()
 
         def release():
-            nonlocal admitted
-            if admitted:
-                admitted = False
+            nonlocal slots
+            if slots is not None:
                 slots.release()
-
-        async def send_and_release(message):
-            # The handshake ends when the socket is accepted or refused; the socket then lives on outside the gate.
-            await send(message)
-            if message["type"] in ("websocket.accept", "websocket.close"):
-                release()
+                slots = None
 
         try:
-            return await self.application(scope, receive, send_and_release)
+            return await self.application(scope, receive_and_release, send)
         finally:
             release()
 
