@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
 from chat import protocol, selectors, services
@@ -32,8 +32,10 @@ def db(func):
     # SQLite has one writer at a time, so its calls share one thread. Other
     # databases get up to CHAT_DATABASE_THREADS threads, each with its own
     # connection, so that round trips (and the wait for each commit's broadcast)
-    # overlap instead of queueing behind each other.
-    if connection.vendor == "sqlite":
+    # overlap instead of queueing behind each other. The engine is read from
+    # the settings: touching `connection` here, in the socket's task, would
+    # give every socket a database wrapper of its own (3 KiB each).
+    if settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.sqlite3":
         return database_sync_to_async(func)
     return database_sync_to_async(func, thread_sensitive=False, executor=_database_threads())
 
