@@ -1,6 +1,8 @@
 """ASGI entry point: HTTP goes to Django, websockets to the chat consumers."""
 import gc
 import os
+import threading
+import time
 
 from django.core.asgi import get_asgi_application
 
@@ -21,6 +23,22 @@ from chat.sessions import SocketAuthMiddlewareStack  # noqa: E402
 # makes collections rarer while frames are written.
 gc.freeze()
 gc.set_threshold(50_000, 20, 100)
+# Every closed socket leaves a cycle (daphne's protocol, Twisted's Deferreds,
+# the consumer and its task) that has usually lived long enough to reach the
+# oldest generation, which the thresholds above collect almost never: the soak
+# grew 150 KiB a minute. A full collection on a clock bounds that garbage to a
+# minute's worth, for a pause of about 0.1 µs per live object.
+GC_SECONDS = 60
+
+
+def collect_garbage(seconds):
+    """Run a full garbage collection every `seconds`, forever."""
+    while True:
+        time.sleep(seconds)
+        gc.collect()
+
+
+threading.Thread(target=collect_garbage, args=(GC_SECONDS,), name="chat-gc", daemon=True).start()
 
 application = ProtocolTypeRouter(
     {

@@ -72,6 +72,13 @@ async def sample_memory(cluster, every, samples):
         samples.append([cluster.memory_kib(i) for i in range(2)])
 
 
+def second_half_slope(tenths, duration):
+    """Return each daphne's RSS growth over the run's second half, in KiB a minute (warm-up is over by then)."""
+    if len(tenths) < 10:
+        return None
+    return [round((end - middle) / (duration / 2 / 60), 1) for middle, end in zip(tenths[4], tenths[9])]
+
+
 async def soak(duration, users, rooms):
     with tempfile.TemporaryDirectory(prefix="chat-soak-") as directory:
         database = await asyncio.to_thread(sqlite_database, directory)
@@ -94,6 +101,7 @@ async def soak(duration, users, rooms):
                 "server_memory_kib_start": memory_start,
                 "server_memory_kib_end": [cluster.memory_kib(i) for i in range(2)],
                 "server_memory_kib_tenths": memory,
+                "server_memory_kib_per_min_second_half": second_half_slope(memory, duration),
                 "redis_keys_start": keys_start, "redis_keys_end": cluster.redis_client().dbsize(),
             }
     for key, value in report.items():
