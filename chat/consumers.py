@@ -49,7 +49,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # No layer channel per socket: the process's hub delivers room frames and user events.
     channel_layer_alias = None
     room = None
-    tasks = ()
+    # The next look at the login session: a timer between looks, a task only
+    # during one (a task sleeping for hours would cost each socket 1.4 KiB).
+    session_timer = session_check = None
     # The process presence that counts this socket, once it does (and must uncount it).
     presence = None
     # Room frames that arrive before the welcome is sent wait here, in order.
@@ -98,7 +100,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         while self.backlog:
             await self.forward(self.backlog.pop(0))
         self.backlog = None
-        self.tasks = [asyncio.create_task(self.session_watch())]
+        self.watch_session(0)
         log_event("ws.connect", room=self.room, user=self.user, after=after)
 
     async def refuse(self, slug, reason, **fields):
@@ -122,8 +124,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.room is None:
             return
         log_event("ws.disconnect", room=self.room, user=self.user, code=code)
-        for task in self.tasks:
-            task.cancel()
+        for pending in (self.session_timer, self.session_check):
+            if pending is not None:
+                pending.cancel()
         await get_hub().leave(self.room.pk, self)
         if self.presence is not None and await self.presence.remove(self.room.pk, self.user.username):
             await room_send(self.room.pk, protocol.leave_frame(self.user.username), skip_user=self.user.pk)
@@ -204,20 +207,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Read: on_read,
     }
 
-    async def session_watch(self):
-        """Close the socket with 4401 once its login session has expired."""
-        while True:
-            try:
-                expiry = await db(selectors.session_expiry)(self.session_key)
-            except DatabaseError:
-                log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
-                await asyncio.sleep(SESSION_RETRY_SECONDS)
-                continue
-            if expiry is None:
-                await self.session_revoked({"session_key": self.session_key})
-                return
-            # Sessions can be extended meanwhile, so look again at the expiry time.
-            await asyncio.sleep(max((expiry - timezone.now()).total_seconds(), 0) + SESSION_GRACE_SECONDS)
+    def watch_session(self, delay):
+        """Look at the login session `delay` seconds from now."""
+        self.session_check = None
+        self.session_timer = asyncio.get_running_loop().call_later(delay, self._start_session_check)
+
+    def _start_session_check(self):
+        self.session_check = asyncio.create_task(self.check_session())
+
+    async def check_session(self):
+        """Close the socket with 4401 if its login session has ended, else look again when it expires."""
+        try:
+            expiry = await db(selectors.session_expiry)(self.session_key)
+        except DatabaseError:
+            log_event("ws.error", room=self.room, user=self.user, level=logging.WARNING, exc_info=True)
+            self.watch_session(SESSION_RETRY_SECONDS)
+            return
+        if expiry is None:
+            await self.session_revoked({"session_key": self.session_key})
+            return
+        # Sessions can be extended meanwhile, so look again at the expiry time then.
+        self.watch_session(max((expiry - timezone.now()).total_seconds(), 0) + SESSION_GRACE_SECONDS)
 
     async def room_frame(self, event):
         """Take a room's encoded frame from the hub, holding it back until the welcome is sent."""
