@@ -40,6 +40,8 @@ def parse(argv):
     parser.add_argument("--clients", type=int, default=2, help="client processes (one receives ~17k frames/s)")
     parser.add_argument("--handshakes", type=int, default=4,
                         help="handshakes in flight per client process; more time out under the project's join storm")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne",
+                        help="the ASGI server of every app (production runs daphne; uvicorn for comparison)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for deliveries after sending")
     room = parser.add_argument_group("room: one room, three apps")
     room.add_argument("--apps", type=names, default=list(run.APPS))
@@ -85,7 +87,7 @@ def main(argv=None):
     failures = []
     # Kept when the run fails, for the servers' logs.
     workdir = tempfile.mkdtemp(prefix="bench-")
-    with run.Bench(workdir) as bench:
+    with run.Bench(workdir, args.server) as bench:
         print(f"servers' logs in {workdir}; {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
         if args.scenario in ("all", "room", "smoke"):
             started, load = time.time(), os.getloadavg()

@@ -36,7 +36,12 @@ IDLE_COLUMNS = [("app", "app"), ("sockets", "sockets"), ("connect_failed", "fail
 
 
 def ratios(rows):
-    """Return project/tutorial and project/ceiling deliveries/s for each room size and load."""
+    """Return project/tutorial and project/ceiling deliveries/s, and their server CPU per delivery over the project's.
+
+    The deliveries/s ratios stop at the offered load and at what the clients on
+    the same cores can take; the CPU ratios say how many times more deliveries
+    one server core makes for the project than for the reference.
+    """
     by_key = {(r["room_size"], r["offered_per_s"], r["app"]): r for r in rows}
     out = []
     for (size, load, app), row in by_key.items():
@@ -47,12 +52,15 @@ def ratios(rows):
             ref = by_key.get((size, load, other))
             if ref and ref["deliveries_per_s"]:
                 entry[f"vs_{other}"] = round(row["deliveries_per_s"] / ref["deliveries_per_s"], 2)
+            if ref and row["server_cpu_us_per_delivery"]:
+                entry[f"cpu_vs_{other}"] = round(ref["server_cpu_us_per_delivery"] / row["server_cpu_us_per_delivery"], 2)
         out.append(entry)
     return out
 
 
 RATIO_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("vs_tutorial", "project/tutorial"),
-                 ("vs_ceiling", "project/ceiling")]
+                 ("vs_ceiling", "project/ceiling"), ("cpu_vs_tutorial", "CPU per delivery tutorial/project"),
+                 ("cpu_vs_ceiling", "CPU per delivery ceiling/project")]
 
 
 def chart(rows, path):

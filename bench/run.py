@@ -34,9 +34,10 @@ IDLE_CPU_SECONDS = 3.0
 class Bench(contextlib.ExitStack):
     """One benchmark run's servers and files: everything it starts is stopped when it ends."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, server="daphne"):
         super().__init__()
         self.workdir = Path(workdir)
+        self.server = server
         self.names = (f"b{secrets.token_hex(3)}_{i}" for i in itertools.count())
 
     def __enter__(self):
@@ -86,14 +87,24 @@ class Bench(contextlib.ExitStack):
         )
         return json.loads(result.stdout)
 
-    def daphne(self, app, database_url):
-        """Start daphne serving `app` the way production runs it; return the Server, stopped at the end."""
+    def serve(self, app, database_url):
+        """Start the bench's server serving `app` the way production runs it; return the Server, stopped at the end."""
         port = free_port()
-        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *production_options(), APPS[app]]
-        log = self.workdir / f"daphne-{app}-{port}.log"
+        if self.server == "uvicorn":
+            args = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS,
+                    APPS[app]]
+        else:
+            args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *production_options(),
+                    APPS[app]]
+        log = self.workdir / f"{self.server}-{app}-{port}.log"
         server = Server(args, port, env=self.env(database_url), cwd=PROJECT_DIR, log_path=log).start()
         self.callback(server.stop)
         return server
+
+
+# For the comparison only (README): uvicorn with the limits and pings production gives daphne.
+UVICORN_OPTIONS = ["--ws", "websockets", "--ws-max-size", "65536", "--ws-ping-interval", "20",
+                   "--ws-ping-timeout", "20", "--proxy-headers", "--no-access-log", "--log-level", "warning"]
 
 
 def production_options():
@@ -276,7 +287,7 @@ def room_scenario(bench, *, apps, sizes, loads, senders, deliveries, processes, 
     sessions = bench.accounts(max(sizes), database)
     rows, round_ids = [], itertools.count(1)
     for size, app in itertools.product(sizes, apps):
-        server = bench.daphne(app, database)
+        server = bench.serve(app, database)
         room = next(bench.names)
         specs = [{"index": i, "url": url_of(server, app, room), "room": 0, "sender": i if i < senders else None,
                   "cookie": sessions[i] if app == "project" else None} for i in range(size)]
@@ -307,7 +318,7 @@ def rooms_scenario(bench, *, database_server, rooms, members, rate, seconds, ser
     database = bench.postgres(database_server)
     total = rooms * members
     sessions = bench.accounts(total, database)
-    daphnes = [bench.daphne("project", database) for _ in range(servers)]
+    daphnes = [bench.serve("project", database) for _ in range(servers)]
     prefix = next(bench.names)
     # Sockets alternate between the server processes, as behind a round-robin proxy; shifting each room's
     # start by one spreads the senders (each room's first member) too.
@@ -365,7 +376,7 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
     sessions = bench.accounts(sockets, database) if database else []
     rows = []
     for app in apps:
-        server = bench.daphne(app, database or bench.sqlite())
+        server = bench.serve(app, database or bench.sqlite())
         prefix = next(bench.names)
         specs = [{"index": i, "url": url_of(server, app, f"{prefix}_{i // room_size}"), "room": i // room_size,
                   "cookie": sessions[i] if app == "project" else None} for i in range(sockets)]
@@ -392,6 +403,6 @@ def machine():
 
     return {
         "cores": os.cpu_count(), "python": platform.python_version(),
-        **{name: version(name) for name in ("daphne", "channels", "channels-redis", "redis", "websockets")},
+        **{name: version(name) for name in ("daphne", "uvicorn", "channels", "channels-redis", "redis", "websockets")},
         "redis_server": subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.strip(),
     }
