@@ -58,3 +58,16 @@ def test_concurrent_senders_get_unique_gap_free_seqs(make_user):
         for user in users:
             bodies = list(Message.objects.filter(room=room, author=user).order_by("seq").values_list("body", flat=True))
             assert bodies == [f"{user.username} {i}" for i in range(MESSAGES_EACH)]
+
+
+def test_a_retry_outside_a_transaction_stores_nothing_and_leaves_no_gap(make_user):
+    user = make_user()
+    room = Room.objects.create(slug="retry", name="retry")
+
+    first, _ = services.message_create(room=room, author=user, body="first", client_id="c1")
+    again, created = services.message_create(room=room, author=user, body="changed", client_id="c1")
+    after, _ = services.message_create(room=room, author=user, body="next")
+
+    assert (created, again.pk, again.body) == (False, first.pk, "first")
+    assert (first.seq, after.seq) == (1, 2)
+    assert Room.objects.get(pk=room.pk).last_seq == 2
