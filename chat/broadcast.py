@@ -4,12 +4,19 @@ Room groups carry encoded frames to each process's hub (chat.hub), which
 hands them to its sockets; the users group carries events for every socket of
 one user, whatever room it is in, to every hub.
 """
+import asyncio
+import contextvars
+import functools
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 ROOM_FRAME = "room.frame"
 USERS_GROUP = "chat.users"
+
+logger = logging.getLogger(__name__)
 
 
 def room_group(room_id):
@@ -39,7 +46,59 @@ def user_event_on_commit(user_id, event):
 def _send_on_commit(group, event):
     # robust: a layer that is down must not fail the sender after the message is stored;
     # members miss the live frame and heal the gap from history (docs/reliability.md).
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, event), robust=True)
+    transaction.on_commit(lambda: _send(group, event), robust=True)
+
+
+def _send(group, event):
+    outbox = _outbox.get()
+    if outbox is None:
+        async_to_sync(get_channel_layer().group_send)(group, event)
+    else:
+        loop, sends = outbox
+        loop.call_soon_threadsafe(_start_send, group, event, sends)
+
+
+# The event loop of a call made through sending_on_loop(), and the sends it
+# started. A database thread hands its after-commit sends to the loop rather
+# than waiting for the loop to make them (a thread hop and a blocked thread for
+# every message); the loop makes them even when the caller was cancelled
+# meanwhile, as the write stands.
+_outbox = contextvars.ContextVar("chat_outbox", default=None)
+_sending = set()  # sends in flight, kept from the garbage collector
+
+
+def _start_send(group, event, sends):
+    task = asyncio.create_task(_send_logged(group, event))
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+    sends.append(task)
+
+
+async def _send_logged(group, event):
+    try:
+        await get_channel_layer().group_send(group, event)
+    except Exception:  # noqa: BLE001 - as robust on_commit does: logged, the write stands
+        logger.exception("Could not send %s to %s after commit", event.get("type"), group)
+
+
+def sending_on_loop(func):
+    """Wrap an async call to a sync ORM function so that the event loop makes its after-commit sends."""
+    @functools.wraps(func)
+    async def call(*args, **kwargs):
+        sends = []
+        token = _outbox.set((asyncio.get_running_loop(), sends))
+        try:
+            result = await func(*args, **kwargs)
+        finally:
+            _outbox.reset(token)
+        # The thread's hand-over runs on the loop before its result does, so
+        # `sends` is complete here. Waiting for them keeps each socket from
+        # storing faster than the layer takes its broadcasts (unbounded sends
+        # would queue the hub's probe behind them, past its timeout).
+        if sends:
+            await asyncio.wait(sends)
+        return result
+    return call
 
 
 async def room_send(room_id, text, *, skip_user=None):

@@ -9,13 +9,14 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
 from chat import protocol, selectors, services
-from chat.broadcast import room_send
+from chat.broadcast import room_send, sending_on_loop
 from chat.hub import get_hub
 from chat.logs import log_event
 from chat.limits import Limit, LimitExceeded
@@ -31,13 +32,13 @@ def db(func):
     """Wrap an ORM function for the event loop, in parallel threads where the database allows it."""
     # SQLite has one writer at a time, so its calls share one thread. Other
     # databases get up to CHAT_DATABASE_THREADS threads, each with its own
-    # connection, so that round trips (and the wait for each commit's broadcast)
-    # overlap instead of queueing behind each other. The engine is read from
-    # the settings: touching `connection` here, in the socket's task, would
-    # give every socket a database wrapper of its own (3 KiB each).
+    # connection, so that round trips overlap instead of queueing behind each
+    # other; the event loop makes each commit's sends.
+    # The engine is read from the settings: touching `connection` here, in the
+    # socket's task, would give every socket a database wrapper of its own (3 KiB each).
     if settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.sqlite3":
-        return database_sync_to_async(func)
-    return database_sync_to_async(func, thread_sensitive=False, executor=_database_threads())
+        return sending_on_loop(database_sync_to_async(func))
+    return sending_on_loop(database_sync_to_async(func, thread_sensitive=False, executor=_database_threads()))
 
 
 @functools.cache
@@ -56,6 +57,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     presence = None
     # Room frames that arrive before the welcome is sent wait here, in order.
     backlog = None
+
+    async def dispatch(self, message):
+        """Call the handler of an ASGI message, without channels' connection clean-up before each."""
+        # That clean-up is a hop to the one sync thread for every frame; db()
+        # already closes stale connections in the thread that uses them.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         self.user = self.scope["user"]

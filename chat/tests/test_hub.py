@@ -1,11 +1,12 @@
 """The hub: one layer subscription per room per process, frames to every local socket, user events to the user's."""
 import asyncio
+import threading
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.broadcast import USERS_GROUP, room_event, room_group, user_event_on_commit
+from chat.broadcast import USERS_GROUP, room_event, room_group, room_send_on_commit, sending_on_loop, user_event_on_commit
 from chat.hub import RoomHub
 
 
@@ -98,3 +99,23 @@ async def test_user_events_reach_every_socket_of_that_user_in_any_room_and_no_ot
     await hub.leave(1, mine[0])
     await hub.leave(2, mine[1])
     assert 5 not in hub.users and hub.users == {6: {other}}
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_write_whose_caller_was_cancelled_is_still_sent(layer):
+    channel = await layer.new_channel()
+    await layer.group_add(room_group(1), channel)
+    started, release = threading.Event(), threading.Event()
+
+    def write():
+        started.set()
+        release.wait(5)
+        room_send_on_commit(1, "stored")
+
+    call = asyncio.create_task(sending_on_loop(database_sync_to_async(write))())
+    await asyncio.to_thread(started.wait, 5)
+    call.cancel()  # the socket went away while its message was being stored
+    release.set()
+
+    event = await asyncio.wait_for(layer.receive(channel), 5)
+    assert event["text"] == "stored"
