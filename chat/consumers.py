@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
@@ -37,8 +37,10 @@ def db(func):
     # The engine is read from the settings: touching `connection` here, in the
     # socket's task, would give every socket a database wrapper of its own (3 KiB each).
     if settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.sqlite3":
-        return sending_on_loop(database_sync_to_async(func))
-    return sending_on_loop(database_sync_to_async(func, thread_sensitive=False, executor=_database_threads()))
+        call = database_sync_to_async(func)
+    else:
+        call = database_sync_to_async(func, thread_sensitive=False, executor=_database_threads())
+    return sending_on_loop(call)
 
 
 @functools.cache

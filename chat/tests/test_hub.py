@@ -6,7 +6,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.broadcast import USERS_GROUP, room_event, room_group, room_send_on_commit, sending_on_loop, user_event_on_commit
+from chat.broadcast import (
+    USERS_GROUP, room_event, room_group, room_send_on_commit, sending_on_loop, user_event_on_commit,
+)
 from chat.hub import RoomHub
 
 
