@@ -21,6 +21,7 @@ from chat.hub import get_hub
 from chat.logs import log_event
 from chat.limits import Limit, LimitExceeded
 from chat.presence import get_process_presence
+from chat.wire import direct_writer
 
 # Past a session's expiry time, wait this long before looking, so that it has surely passed.
 SESSION_GRACE_SECONDS = 0.5
@@ -59,6 +60,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     presence = None
     # Room frames that arrive before the welcome is sent wait here, in order.
     backlog = None
+    # Writes the hub's prebuilt frames straight to the connection, under daphne.
+    direct = None
 
     async def dispatch(self, message):
         """Call the handler of an ASGI message, without channels' connection clean-up before each."""
@@ -103,6 +106,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self.seen_seq = messages[-1].seq if messages else (after or 0)
         await self.accept()
+        self.direct = direct_writer(self.base_send)
         await self.send(
             text_data=protocol.welcome_frame(
                 room=self.room, user=self.user, messages=messages, has_more=has_more,
@@ -113,7 +117,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.forward(self.backlog.pop(0))
         self.backlog = None
         self.watch_session(0)
-        log_event("ws.connect", room=self.room, user=self.user, after=after)
+        log_event("ws.connect", room=self.room, user=self.user, after=after, direct=self.direct is not None)
 
     async def refuse(self, slug, reason, **fields):
         """Refuse the handshake: closing before accept answers HTTP 403."""
@@ -254,11 +258,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if event.get("seq") is not None and event["seq"] <= self.seen_seq:
             return
-        await self.send(text_data=event["text"])
+        await self.send_encoded(event)
 
     async def user_frame(self, event):
         """Forward an encoded frame meant for this user wherever they are."""
-        await self.send(text_data=event["text"])
+        await self.send_encoded(event)
+
+    async def send_encoded(self, event):
+        """Send a frame the hub encoded: its prebuilt bytes straight to the connection when allowed, else by ASGI."""
+        frame = event.get("frame")
+        if frame is None or self.direct is None or not self.direct.write(frame):
+            await self.send(text_data=event["text"])
 
     async def room_removed(self, event):
         """Close this socket when its user was removed from its room."""

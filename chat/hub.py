@@ -20,6 +20,7 @@ from channels.layers import get_channel_layer
 
 from chat import protocol
 from chat.broadcast import ROOM_FRAME, USERS_GROUP, room_group
+from chat.wire import text_frame
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class RoomHub:
                 sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
             else:
                 continue
+            if sockets and "text" in event:
+                # Built once here; each socket with a direct writer then costs one socket write.
+                event["frame"] = text_frame(event["text"])
             for socket in tuple(sockets):
                 try:
                     await getattr(socket, handler)(event)

@@ -12,9 +12,14 @@ _client_ids = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def daphnes(tmp_path_factory, redis_server, live_database):
+def logs(tmp_path_factory):
+    """Return the directory of the daphne logs."""
+    return tmp_path_factory.mktemp("multiprocess")
+
+
+@pytest.fixture(scope="module")
+def daphnes(logs, redis_server, live_database):
     """Start two daphne processes on one Redis and one database; yield their base URLs."""
-    logs = tmp_path_factory.mktemp("multiprocess")
     print(f"daphne logs in {logs}")
     env = project_env(REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1,localhost")
     users_create(["ann", "ben", "cat"], env=env)
@@ -53,6 +58,22 @@ async def test_messages_sent_on_one_process_reach_the_other_in_order(daphnes, ro
     assert [m["body"] for m in received] == bodies
     assert [m["seq"] for m in received] == [m["seq"] for m in sent] == list(range(1, 21))
     assert {m["author"] for m in received} == {"ann"}
+
+
+async def test_room_frames_of_every_length_arrive_whole_through_daphnes_direct_writes(daphnes, logs, room):
+    url_a, url_b = daphnes
+    ann, ben = WebClient(url_a).login("ann"), WebClient(url_b).login("ben")
+    # Frame lengths on both sides of 126 and into the 2-byte length, with multi-byte characters.
+    bodies = ["a", "b" * 60, "c" * 120, "é" * 62, "d" * 200, "😀" * 4000, "e" * 4000]
+    async with ann.socket(room) as on_a, ben.socket(room) as on_b:
+        await frame_of(on_a, "welcome")
+        await frame_of(on_b, "welcome")
+        sent = await send_all(on_a, bodies)
+        received = [(await frame_of(on_b, "message"))["message"] for _ in bodies]
+    assert [m["body"] for m in sent] == [m["body"] for m in received] == bodies
+    connects = [json.loads(line) for name in ("daphne-a", "daphne-b")
+                for line in (logs / f"{name}.log").read_text().splitlines() if '"ws.connect"' in line]
+    assert connects and all(line["direct"] is True for line in connects)
 
 
 async def test_resume_on_the_other_process_misses_nothing(daphnes, room):
