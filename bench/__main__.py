@@ -37,7 +37,7 @@ def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default="all", choices=["all", "room", "rooms", "idle", "smoke"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON files and the chart go")
-    parser.add_argument("--clients", type=int, default=2, help="client processes (one receives ~17k frames/s)")
+    parser.add_argument("--clients", type=int, default=3, help="client processes (one receives ~17k frames/s)")
     parser.add_argument("--handshakes", type=int, default=4,
                         help="handshakes in flight per client process; more time out under the project's join storm")
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne",
@@ -46,7 +46,7 @@ def parse(argv):
     room = parser.add_argument_group("room: one room, three apps")
     room.add_argument("--apps", type=names, default=list(run.APPS))
     room.add_argument("--sizes", type=integers, default=[100, 500, 1000])
-    room.add_argument("--loads", type=integers, default=[20000], help="offered deliveries/s, one round each")
+    room.add_argument("--loads", type=integers, default=[20000, 40000], help="offered deliveries/s, one round each")
     room.add_argument("--senders", type=int, default=10)
     room.add_argument("--deliveries", type=int, default=40_000, help="deliveries per round")
     parser.add_argument("--profile", action="store_true", help="record the daphne processes with py-spy")
