@@ -29,6 +29,9 @@ QUIET_SECONDS = 1.0
 QUIET_TIMEOUT = 180.0
 COMMAND_TIMEOUT = 900.0
 IDLE_CPU_SECONDS = 3.0
+# Longer than daphne's --ping-interval (20 s in production), so that every
+# socket's keepalive ping falls inside the reading whatever the ramp took.
+STEADY_IDLE_CPU_SECONDS = 25.0
 
 
 class Bench(contextlib.ExitStack):
@@ -237,7 +240,7 @@ def go(fleet, servers, *, round_id, senders, messages, rate, expected, timeout, 
     return round_figures(answers, t0_ns, senders * messages, cpu_used), answers, deadline_ns
 
 
-def connect_all(fleet, server, total, profile=None):
+def connect_all(fleet, server, total, profile=None, idle_seconds=IDLE_CPU_SECONDS):
     """Open client 0 alone (it creates the room), then ramp the rest; return the ramp figures with memory."""
     connected, failed, _, errors = fleet.ramp([0])
     if failed:
@@ -250,7 +253,7 @@ def connect_all(fleet, server, total, profile=None):
     rss_after = rss_kib(server.process.pid)
     # What the idle sockets cost with nothing sent (heartbeats, pings, timers).
     cpu_before, idle_started = cpu_seconds(server.process.pid), time.monotonic()
-    time.sleep(IDLE_CPU_SECONDS)
+    time.sleep(idle_seconds)
     idle_cpu = (cpu_seconds(server.process.pid) - cpu_before) / (time.monotonic() - idle_started)
     return {
         "sockets": connected + 1, "connect_failed": failed, "connect_errors": errors[:3],
@@ -382,7 +385,7 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
                   "cookie": sessions[i] if app == "project" else None} for i in range(sockets)]
         fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)
         try:
-            row = {"app": app, "room_size": room_size, **connect_all(fleet, server, sockets)}
+            row = {"app": app, "room_size": room_size, **connect_all(fleet, server, sockets, idle_seconds=STEADY_IDLE_CPU_SECONDS)}
         finally:
             fleet.close()
             server.stop()
