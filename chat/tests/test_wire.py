@@ -24,7 +24,7 @@ def daphne_protocol(max_message=MAX_MESSAGE):
 
 @pytest.fixture
 def connection():
-    """Yield an open daphne websocket protocol on a real loopback TCP connection, its writer and the peer socket."""
+    """Yield an open daphne websocket protocol on a real loopback TCP connection, daphne's send for it and the peer."""
     server, protocol = daphne_protocol()
     with socket.create_server(("127.0.0.1", 0)) as listener:
         peer = socket.create_connection(listener.getsockname())
@@ -34,7 +34,7 @@ def connection():
     protocol.makeConnection(transport)
     protocol.state = protocol.STATE_OPEN  # as after the opening handshake
     try:
-        yield protocol, direct_writer(functools.partial(server.handle_reply, protocol)), peer
+        yield protocol, functools.partial(server.handle_reply, protocol), peer
     finally:
         # Leave nothing registered on the reactor's loop for a later test's socket to collide with.
         transport.stopReading()
@@ -64,14 +64,16 @@ def test_text_frame_is_the_frame_autobahn_builds(text):
 
 
 def test_a_frame_goes_straight_to_the_socket_when_nothing_is_queued(connection):
-    protocol, writer, peer = connection
+    protocol, send, peer = connection
+    writer = direct_writer(send)
     assert writer.write(text_frame("hello"))
     assert received(peer, 7) == b"\x81\x05hello"
     assert not protocol.transport._tempDataBuffer
 
 
 def test_a_frame_waits_behind_what_daphne_queued_before_it(connection):
-    protocol, writer, peer = connection
+    protocol, send, peer = connection
+    writer = direct_writer(send)
     protocol.sendMessage(b"welcome")  # daphne's own send, buffered until the loop writes it
     assert writer.write(text_frame("live"))
     protocol.transport.doWrite()
@@ -79,7 +81,8 @@ def test_a_frame_waits_behind_what_daphne_queued_before_it(connection):
 
 
 def test_what_a_full_socket_cannot_take_is_queued_in_order(connection):
-    protocol, writer, peer = connection
+    protocol, send, peer = connection
+    writer = direct_writer(send)
     frames = [text_frame(f"{i:03} " + "b" * 60_000) for i in range(100)]
     for frame in frames:
         assert writer.write(frame)
@@ -96,25 +99,25 @@ def test_what_a_full_socket_cannot_take_is_queued_in_order(connection):
 
 @pytest.mark.parametrize("state", ["STATE_CONNECTING", "STATE_CLOSING", "STATE_CLOSED"])
 def test_a_socket_that_is_not_open_is_left_to_asgi(connection, state):
-    protocol, writer, peer = connection
+    protocol, send, peer = connection
+    writer = direct_writer(send)
     protocol.state = getattr(protocol, state)
     assert not writer.write(text_frame("late"))
     assert not protocol.transport._tempDataBuffer
 
 
 def test_a_frame_over_the_size_limit_is_left_to_autobahn(connection):
-    protocol, writer, peer = connection
+    protocol, send, peer = connection
+    writer = direct_writer(send)
     assert not writer.write(text_frame("x" * MAX_MESSAGE))
     assert not protocol.transport._tempDataBuffer
 
 
 def test_a_socket_that_compresses_gets_no_writer(connection):
-    protocol, writer, peer = connection
-    assert writer is not None
-    protocol._perMessageCompress = object()
-    assert direct_writer(functools.partial(Server.handle_reply.__get__(object()), protocol)) is None
-    server, _ = daphne_protocol()
-    assert direct_writer(functools.partial(server.handle_reply, protocol)) is None
+    protocol, send, peer = connection
+    assert direct_writer(send) is not None
+    protocol._perMessageCompress = object()  # as after permessage-deflate was agreed
+    assert direct_writer(send) is None
 
 
 def test_sends_that_daphne_did_not_make_get_no_writer():
