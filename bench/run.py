@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import clients
-from chat.tests.servers import PROJECT_DIR, Server, free_port, manage, project_env, start_redis
+from chat.tests.servers import PROJECT_DIR, Server, manage, project_env, start_on_a_free_port, start_redis
 
 APPS = {
     "project": "myproject.asgi:application",
@@ -92,15 +92,17 @@ class Bench(contextlib.ExitStack):
 
     def serve(self, app, database_url):
         """Start the bench's server serving `app` the way production runs it; return the Server, stopped at the end."""
-        port = free_port()
-        if self.server == "uvicorn":
-            args = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), *UVICORN_OPTIONS,
-                    APPS[app]]
-        else:
-            args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *production_options(),
-                    APPS[app]]
-        log = self.workdir / f"{self.server}-{app}-{port}.log"
-        server = Server(args, port, env=self.env(database_url), cwd=PROJECT_DIR, log_path=log).start()
+        def build(port):
+            if self.server == "uvicorn":
+                args = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
+                        *UVICORN_OPTIONS, APPS[app]]
+            else:
+                args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *production_options(),
+                        APPS[app]]
+            log = self.workdir / f"{self.server}-{app}-{port}.log"
+            return Server(args, port, env=self.env(database_url), cwd=PROJECT_DIR, log_path=log)
+
+        server = start_on_a_free_port(build)
         self.callback(server.stop)
         return server
 

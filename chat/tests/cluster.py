@@ -59,13 +59,7 @@ class Cluster:
         return self
 
     def _daphne(self, index):
-        for attempt in range(3):
-            try:
-                return start_daphne(self.directory, env=self.env, name=f"daphne-{index}", options=self.daphne_options)
-            except RuntimeError:
-                # free_port() can race with other suites on this machine: take another port.
-                if attempt == 2:
-                    raise
+        return start_daphne(self.directory, env=self.env, name=f"daphne-{index}", options=self.daphne_options)
 
     def close(self):
         """Stop every process this cluster started."""

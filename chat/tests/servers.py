@@ -26,6 +26,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def start_on_a_free_port(build, attempts=3):
+    """Start the Server that build(port) returns on a free port, taking another when that one was taken meanwhile."""
+    for attempt in range(attempts):
+        try:
+            return build(free_port()).start()
+        except RuntimeError:
+            # Between free_port() and the server's bind, another process can take the port.
+            if attempt == attempts - 1:
+                raise
+
+
 def require_binary(name):
     """Return the path of `name`, skip the test when it is missing, or fail under CI=true."""
     path = shutil.which(name)
@@ -88,10 +99,13 @@ class Server:
 def start_redis(tmp_path):
     """Start a private redis-server on a free port, keeping nothing on disk."""
     binary = require_binary("redis-server")
-    port = free_port()
-    args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-            "--dir", str(tmp_path)]
-    return Server(args, port, log_path=tmp_path / "redis.log").start()
+
+    def build(port):
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                "--dir", str(tmp_path)]
+        return Server(args, port, log_path=tmp_path / "redis.log")
+
+    return start_on_a_free_port(build)
 
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
@@ -145,11 +159,14 @@ UNLIMITED = {
 
 def start_daphne(tmp_path, *, env, name="daphne", options=()):
     """Start one daphne process serving the project on a free port, logging (with access lines) to tmp_path/<name>.log."""
-    port = free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-", *options,
-            "myproject.asgi:application"]
     env = {**UNLIMITED, **env}
-    return Server(args, port, env=env, cwd=PROJECT_DIR, log_path=tmp_path / f"{name}.log").start()
+
+    def build(port):
+        args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "--access-log", "-", *options,
+                "myproject.asgi:application"]
+        return Server(args, port, env=env, cwd=PROJECT_DIR, log_path=tmp_path / f"{name}.log")
+
+    return start_on_a_free_port(build)
 
 
 def start_nginx(config_path, prefix, port):
