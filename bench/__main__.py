@@ -55,7 +55,7 @@ def parse(argv):
                                                                 "postgres://postgres@127.0.0.1:5432/postgres"))
     rooms.add_argument("--rooms", type=int, default=100)
     rooms.add_argument("--members", type=int, default=10)
-    rooms.add_argument("--rate", type=float, default=1000, help="messages/s offered, all rooms together")
+    rooms.add_argument("--rate", type=float, default=1200, help="messages/s offered, all rooms together")
     rooms.add_argument("--seconds", type=float, default=10)
     rooms.add_argument("--servers", type=int, default=2, help="daphne processes, as deploy/ runs")
     idle = parser.add_argument_group("idle: many idle sockets on one daphne")

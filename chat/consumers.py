@@ -16,6 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
 from chat import protocol, selectors, services
+from chat.batches import get_send_queue
 from chat.broadcast import room_send, sending_on_loop
 from chat.hub import get_hub
 from chat.logs import log_event
@@ -184,14 +185,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
 
     async def on_send(self, frame):
-        def count_and_store():
-            self.count_event(
-                "message", "You are sending messages too fast; nothing was sent.", settings.CHAT_FLOOD_FACTOR
-            )
-            return services.message_create(room=self.room, author=self.user, body=frame.body, client_id=frame.client_id)
-
-        # Count and store in one thread hop instead of two (about 5 % less server CPU in `rooms`).
-        message, created = await db(count_and_store)()
+        count = functools.partial(
+            self.count_event, "message", "You are sending messages too fast; nothing was sent.", settings.CHAT_FLOOD_FACTOR
+        )
+        message, created = await get_send_queue(db).put(
+            count, room=self.room, author=self.user, body=frame.body, client_id=frame.client_id
+        )
         if not created:
             await self.send(text_data=protocol.message_frame(message))
 

@@ -111,35 +111,64 @@ def message_create(*, room, author, body, client_id=None):
     """
     # No look-up first: a repeat is rare, and the unique constraint finds it.
     try:
-        message = _store_message(room, author, body, client_id)
+        [message] = message_create_many([{"room": room, "author": author, "body": body, "client_id": client_id}])
     except IntegrityError:
         # This client_id was stored before (a retry): the insert, seq included, rolled back.
         existing = client_id and _message_by_client_id(room, author, client_id)
         if not existing:
             raise
         return existing, False
-    room_send_on_commit(room.pk, protocol.message_frame(message), seq=message.seq)
-    _notify_mentioned(message)
     return message, True
 
 
-def _store_message(room, author, body, client_id):
-    """Insert a message with the room's next seq; the room row stays locked until commit, so seqs are gap-free."""
-    message = Message(room=room, author=author, body=body, client_id=client_id, created_at=timezone.now())
+def message_create_many(sends):
+    """Store several messages at once, each with its room's next seq, and broadcast each; return them.
+
+    `sends` are dicts of message_create's arguments. A client_id repeat (or
+    any refusal) raises IntegrityError and stores none of them.
+    """
+    now = timezone.now()
+    messages = [Message(**send, created_at=now) for send in sends]
+    _store_messages(messages)
+    for message in messages:
+        room_send_on_commit(message.room_id, protocol.message_frame(message), seq=message.seq)
+        _notify_mentioned(message)
+    return messages
+
+
+def _store_messages(messages):
+    """Insert messages with their rooms' next seqs; each room row stays locked until commit, so seqs are gap-free."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
-            message.seq = _next_seq(room, message.created_at)
-            message.save(force_insert=True)
-        return message
+            for message in messages:
+                message.seq = _next_seq(message.room, message.created_at)
+                message.save(force_insert=True)
+        return
     # PostgreSQL does both writes in one statement, which commits on its own:
     # one round trip where a transaction needs four (BEGIN, UPDATE, INSERT,
     # COMMIT), and a quarter of the CPU. Inside a caller's transaction, a
     # savepoint keeps a refused insert from breaking it.
     with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
         with connection.cursor() as cursor:
-            cursor.execute(_INSERT_WITH_NEXT_SEQ, [message.created_at, room.pk, author.pk, body, client_id])
-            message.pk, message.seq = cursor.fetchone()
-    return message
+            if len(messages) == 1:
+                # This statement takes PostgreSQL a third less time than the one for many.
+                [message] = messages
+                cursor.execute(_INSERT_WITH_NEXT_SEQ, [
+                    message.created_at, message.room_id, message.author_id, message.body, message.client_id,
+                ])
+                message.pk, message.seq = cursor.fetchone()
+                return
+            columns = [[getattr(m, name) for m in messages] for name in ("room_id", "author_id", "body", "client_id")]
+            cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at])
+            stored = {(room_id, seq): pk for pk, room_id, seq in cursor.fetchall()}
+    # Each room's seqs went to its messages in list order, from its lowest.
+    next_seq = {}
+    for room_id, seq in sorted(stored):
+        next_seq.setdefault(room_id, seq)
+    for message in messages:
+        message.seq = next_seq[message.room_id]
+        next_seq[message.room_id] += 1
+        message.pk = stored[message.room_id, message.seq]
 
 
 _MESSAGE_COLUMNS = ", ".join(
@@ -151,6 +180,24 @@ _INSERT_WITH_NEXT_SEQ = (
     " WHERE id = %s RETURNING id, last_seq, last_message_at)"
     f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
     " SELECT id, %s, last_seq, last_message_at, %s, %s, false FROM room RETURNING id, seq"
+)
+
+# The batch's rooms are locked in id order, so that two batches never wait
+# for each other's rooms in a cycle (a deadlock); each room's seqs go to its
+# messages in the order of the arrays.
+_INSERT_MANY_WITH_NEXT_SEQS = (
+    "WITH new AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])"
+    " WITH ORDINALITY AS new(room_id, author_id, body, client_id, position)),"
+    " counts AS (SELECT room_id, count(*) AS added FROM new GROUP BY room_id),"
+    f" locked AS (SELECT id FROM {Room._meta.db_table} WHERE id IN (SELECT room_id FROM counts) ORDER BY id FOR UPDATE),"
+    f" room AS (UPDATE {Room._meta.db_table} r SET last_seq = r.last_seq + counts.added, last_message_at = %s"
+    " FROM counts, locked WHERE r.id = counts.room_id AND locked.id = r.id"
+    " RETURNING r.id, r.last_seq - counts.added AS before, r.last_message_at)"
+    f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
+    " SELECT new.room_id, new.author_id,"
+    " room.before + row_number() OVER (PARTITION BY new.room_id ORDER BY new.position),"
+    " room.last_message_at, new.body, new.client_id, false"
+    " FROM new JOIN room ON room.id = new.room_id RETURNING id, room_id, seq"
 )
 
 

@@ -21,6 +21,15 @@ def require_postgresql():
 
 def send_concurrently(rooms, users):
     """Have every user send MESSAGES_EACH messages to every room at once, each in its own thread and connection."""
+    def send(user, i):
+        for room in rooms:
+            services.message_create(room=room, author=user, body=f"{user.username} {i}", client_id=f"{i}")
+
+    return run_concurrently(users, send)
+
+
+def run_concurrently(users, send):
+    """Call send(user, i) for i in range(MESSAGES_EACH), each user in its own thread and connection, all at once."""
     start = threading.Barrier(len(users))
     errors = []
 
@@ -28,8 +37,7 @@ def send_concurrently(rooms, users):
         try:
             start.wait()
             for i in range(MESSAGES_EACH):
-                for room in rooms:
-                    services.message_create(room=room, author=user, body=f"{user.username} {i}", client_id=f"{i}")
+                send(user, i)
         except Exception as error:  # noqa: BLE001 - reported by the test below
             errors.append(error)
         finally:
@@ -58,6 +66,29 @@ def test_concurrent_senders_get_unique_gap_free_seqs(make_user):
         for user in users:
             bodies = list(Message.objects.filter(room=room, author=user).order_by("seq").values_list("body", flat=True))
             assert bodies == [f"{user.username} {i}" for i in range(MESSAGES_EACH)]
+
+
+def test_concurrent_batches_over_the_same_rooms_in_any_order_get_unique_gap_free_seqs(make_user):
+    users = [make_user() for _ in range(SENDERS)]
+    rooms = [Room.objects.create(slug=f"batch-{i}", name=f"batch-{i}") for i in range(4)]
+
+    def send(user, i):
+        # Each sender lists the rooms in another order, and twice: batches overlap in every way.
+        turn = int(user.username.removeprefix("user")) % len(rooms)
+        order = rooms[turn:] + rooms[:turn]
+        if turn % 2:
+            order.reverse()
+        services.message_create_many(
+            [{"room": room, "author": user, "body": f"{user.username} {i}", "client_id": None} for room in order * 2]
+        )
+
+    assert run_concurrently(users, send) == []
+
+    total = SENDERS * MESSAGES_EACH * 2
+    for room in rooms:
+        seqs = list(Message.objects.filter(room=room).order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, total + 1))
+        assert Room.objects.get(pk=room.pk).last_seq == total
 
 
 def test_a_retry_outside_a_transaction_stores_nothing_and_leaves_no_gap(make_user):

@@ -1,6 +1,7 @@
 """Writes: room opening and message storage, seq allocation and idempotency."""
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError
 
 from chat import services
 from chat.models import Membership, Message, Room
@@ -56,6 +57,37 @@ def test_message_create_with_a_known_client_id_returns_the_original(alice, djang
     assert created and not created_again
     assert again.pk == first.pk and again.body == "hello"
     assert Message.objects.count() == 1 and len(callbacks) == 1
+    room.refresh_from_db()
+    assert room.last_seq == 1
+
+
+def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, django_capture_on_commit_callbacks):
+    lobby, _ = services.room_open(slug="lobby", user=alice)
+    other, _ = services.room_open(slug="other", user=alice)
+    services.message_create(room=other, author=alice, body="before")
+    rooms = [lobby, other, lobby, lobby, other]
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        messages = services.message_create_many(
+            [{"room": room, "author": alice, "body": f"m{i}", "client_id": f"c{i}"} for i, room in enumerate(rooms)]
+        )
+    assert [(m.room_id, m.seq, m.body) for m in messages] == [
+        (lobby.pk, 1, "m0"), (other.pk, 2, "m1"), (lobby.pk, 2, "m2"), (lobby.pk, 3, "m3"), (other.pk, 3, "m4"),
+    ]
+    # Each message has the id and seq the database holds, and one broadcast, in list order.
+    stored = {m.pk: (m.room_id, m.seq, m.body) for m in Message.objects.filter(body__startswith="m")}
+    assert stored == {m.pk: (m.room_id, m.seq, m.body) for m in messages}
+    assert len(callbacks) == len(rooms)
+    assert [r.last_seq for r in Room.objects.order_by("pk")] == [3, 3]
+
+
+def test_message_create_many_with_a_repeated_client_id_stores_none(alice):
+    room, _ = services.room_open(slug="lobby", user=alice)
+    services.message_create(room=room, author=alice, body="first", client_id="c1")
+    sends = [{"room": room, "author": alice, "body": body, "client_id": client_id}
+             for body, client_id in [("new", "c2"), ("retry", "c1")]]
+    with pytest.raises(IntegrityError):
+        services.message_create_many(sends)
+    assert list(Message.objects.values_list("body", flat=True)) == ["first"]
     room.refresh_from_db()
     assert room.last_seq == 1
 

@@ -1,0 +1,135 @@
+"""The send queue: messages that wait go together, each sender gets its own answer, nothing is lost."""
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import OperationalError
+
+from chat import batches, services
+from chat.limits import LimitExceeded
+from chat.models import Message
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+class RecordingDatabase:
+    """Run batches through the real database call, recording each batch's size; fail the next `failures` calls."""
+
+    def __init__(self, failures=0):
+        self.sizes = []
+        self.failures = failures
+
+    def __call__(self, func):
+        async def call(batch):
+            self.sizes.append(len(batch))
+            if self.failures:
+                self.failures -= 1
+                raise OperationalError("the database went away")
+            return await database_sync_to_async(func)(batch)
+        return call
+
+
+@pytest.fixture
+async def room_and_users(make_user):
+    def make():
+        users = [make_user() for _ in range(3)]
+        room, _ = services.room_open(slug="lobby", user=users[0])
+        return room, users
+    return await database_sync_to_async(make)()
+
+
+def allowed():
+    """Let a message through the limit."""
+
+
+def refused():
+    """Refuse a message as over its limit."""
+    raise LimitExceeded("too fast", 1.0, 99)
+
+
+def stored_bodies():
+    return list(Message.objects.order_by("seq").values_list("body", flat=True))
+
+
+async def test_messages_waiting_together_are_stored_in_one_call_in_order(room_and_users):
+    room, users = room_and_users
+    database = RecordingDatabase()
+    queue = batches.SendQueue(database)
+
+    results = await asyncio.gather(*(
+        queue.put(allowed, room=room, author=users[i % 3], body=f"m{i}", client_id=f"c{i}") for i in range(10)
+    ))
+
+    assert database.sizes == [10]
+    assert [(m.seq, m.body, created) for m, created in results] == [(i + 1, f"m{i}", True) for i in range(10)]
+    assert await database_sync_to_async(stored_bodies)() == [f"m{i}" for i in range(10)]
+
+
+async def test_a_message_alone_goes_at_once_and_a_later_one_in_its_own_call(room_and_users):
+    room, users = room_and_users
+    database = RecordingDatabase()
+    queue = batches.SendQueue(database)
+
+    first, _ = await queue.put(allowed, room=room, author=users[0], body="one", client_id=None)
+    second, _ = await queue.put(allowed, room=room, author=users[0], body="two", client_id=None)
+
+    assert database.sizes == [1, 1]
+    assert (first.seq, second.seq) == (1, 2)
+
+
+async def test_a_message_over_its_limit_is_refused_alone(room_and_users):
+    room, users = room_and_users
+    queue = batches.SendQueue(RecordingDatabase())
+
+    results = await asyncio.gather(*(
+        queue.put(check, room=room, author=users[0], body=body, client_id=None)
+        for check, body in [(allowed, "a"), (refused, "b"), (allowed, "c")]
+    ), return_exceptions=True)
+
+    assert isinstance(results[1], LimitExceeded)
+    assert [(m.seq, m.body) for m, _ in (results[0], results[2])] == [(1, "a"), (2, "c")]
+    assert await database_sync_to_async(stored_bodies)() == ["a", "c"]
+
+
+async def test_a_retry_in_the_same_batch_gets_the_original(room_and_users):
+    room, users = room_and_users
+    queue = batches.SendQueue(RecordingDatabase())
+
+    results = await asyncio.gather(*(
+        queue.put(allowed, room=room, author=users[0], body=body, client_id=client_id)
+        for body, client_id in [("first", "c1"), ("other", "c2"), ("retry", "c1")]
+    ))
+
+    assert [(m.body, m.seq, created) for m, created in results] == [
+        ("first", 1, True), ("other", 2, True), ("first", 1, False),
+    ]
+    assert await database_sync_to_async(stored_bodies)() == ["first", "other"]
+
+
+async def test_a_failed_call_fails_each_of_its_messages_and_the_next_call_works(room_and_users):
+    room, users = room_and_users
+    database = RecordingDatabase(failures=1)
+    queue = batches.SendQueue(database)
+
+    failed = await asyncio.gather(*(
+        queue.put(allowed, room=room, author=users[0], body=f"lost{i}", client_id=None) for i in range(3)
+    ), return_exceptions=True)
+    message, created = await queue.put(allowed, room=room, author=users[0], body="kept", client_id=None)
+
+    assert all(isinstance(result, OperationalError) for result in failed)
+    assert (message.seq, created) == (1, True)
+    assert await database_sync_to_async(stored_bodies)() == ["kept"]
+
+
+async def test_a_sender_that_stops_waiting_still_has_its_message_stored(room_and_users):
+    room, users = room_and_users
+    queue = batches.SendQueue(RecordingDatabase())
+
+    sender = asyncio.create_task(queue.put(allowed, room=room, author=users[0], body="sent", client_id=None))
+    await asyncio.sleep(0)
+    sender.cancel()
+    later, _ = await queue.put(allowed, room=room, author=users[0], body="later", client_id=None)
+
+    assert sender.cancelled()
+    assert later.seq == 2
+    assert await database_sync_to_async(stored_bodies)() == ["sent", "later"]
