@@ -9,7 +9,7 @@ busy process pays per batch instead of per message (group commit).
 import asyncio
 import weakref
 
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 
 from chat import services
 from chat.limits import LimitExceeded
@@ -30,48 +30,51 @@ class SendQueue:
         self.calls = set()
 
     async def put(self, count, **send):
-        """Count a message with `count()` (which raises LimitExceeded), store it with a batch; return (message, created)."""
+        """Count a message with `count()`, which may raise LimitExceeded, and store it; return (message, created)."""
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((count, send, future))
         if len(self.calls) < CALLS_AT_ONCE:
-            call = asyncio.create_task(self._drain())
-            self.calls.add(call)
-            call.add_done_callback(self.calls.discard)
+            self.calls.add(asyncio.create_task(self._drain()))
         # A socket that closes meanwhile stops waiting; its message is stored all the same.
         return await future
 
     async def _drain(self):
-        while self.waiting:
-            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
-            try:
-                results = await self.db(store_batch)([(count, send) for count, send, _ in batch])
-            except Exception as error:  # noqa: BLE001 - each sender is told; nothing of the batch was stored
-                results = [error] * len(batch)
-            for (_, _, future), result in zip(batch, results):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+        try:
+            while self.waiting:
+                batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+                try:
+                    results = await self.db(store_batch)([(count, send) for count, send, _ in batch])
+                except Exception as error:  # noqa: BLE001 - each sender is told, as a lone send's would be
+                    results = [error] * len(batch)
+                for (_, _, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            # Leave in the same step that found nothing waiting: a done callback
+            # would leave later, and a message put meanwhile would find no call to take it.
+            self.calls.discard(asyncio.current_task())
 
 
 def store_batch(batch):
     """Count and store a batch of (count, send) in one thread; return each one's (message, created) or exception."""
-    results, counted = [], []
-    for count, send in batch:
+    results, counted = [None] * len(batch), []
+    for i, (count, _) in enumerate(batch):
         try:
             count()
         except LimitExceeded as error:
-            results.append(error)
-            continue
-        counted.append(len(results))
-        results.append(send)
-    sends = [results[i] for i in counted]
+            results[i] = error
+        else:
+            counted.append(i)
+    sends = [batch[i][1] for i in counted]
     try:
-        stored = [(message, True) for message in services.message_create_many(sends)] if sends else []
-    except IntegrityError:
-        # A repeated client_id refuses the whole statement: store each alone, and message_create finds repeats.
+        stored = [(message, True) for message in services.message_create_many(sends)]
+    except (IntegrityError, DataError):
+        # One message refuses the whole statement (a repeated client_id, text the database will not take):
+        # store each alone, so that message_create finds repeats and only the bad one fails.
         stored = [_result_of(services.message_create, send) for send in sends]
     for i, result in zip(counted, stored):
         results[i] = result

@@ -185,9 +185,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
 
     async def on_send(self, frame):
-        count = functools.partial(
-            self.count_event, "message", "You are sending messages too fast; nothing was sent.", settings.CHAT_FLOOD_FACTOR
-        )
+        detail = "You are sending messages too fast; nothing was sent."
+        count = functools.partial(self.count_event, "message", detail, settings.CHAT_FLOOD_FACTOR)
         message, created = await get_send_queue(db).put(
             count, room=self.room, author=self.user, body=frame.body, client_id=frame.client_id
         )

@@ -127,6 +127,8 @@ def message_create_many(sends):
     `sends` are dicts of message_create's arguments. A client_id repeat (or
     any refusal) raises IntegrityError and stores none of them.
     """
+    if not sends:
+        return []
     now = timezone.now()
     messages = [Message(**send, created_at=now) for send in sends]
     _store_messages(messages)
