@@ -387,7 +387,8 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
                   "cookie": sessions[i] if app == "project" else None} for i in range(sockets)]
         fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)
         try:
-            row = {"app": app, "room_size": room_size, **connect_all(fleet, server, sockets, idle_seconds=STEADY_IDLE_CPU_SECONDS)}
+            ramp = connect_all(fleet, server, sockets, idle_seconds=STEADY_IDLE_CPU_SECONDS)
+            row = {"app": app, "room_size": room_size, **ramp}
         finally:
             fleet.close()
             server.stop()

@@ -124,8 +124,9 @@ def message_create(*, room, author, body, client_id=None):
 def message_create_many(sends):
     """Store several messages at once, each with its room's next seq, and broadcast each; return them.
 
-    `sends` are dicts of message_create's arguments. A client_id repeat (or
-    any refusal) raises IntegrityError and stores none of them.
+    `sends` are dicts of message_create's arguments. A refusal of any one
+    stores none of them: IntegrityError for a client_id repeat, DataError for
+    text the database will not take.
     """
     if not sends:
         return []

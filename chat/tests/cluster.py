@@ -55,11 +55,11 @@ class Cluster:
             DJANGO_SETTINGS_MODULE="chat.tests.fault_settings", PYTHONUNBUFFERED=1, STATIC_MANIFEST=0, **TEST_LIMITS,
             **self.extra_env,
         )
-        self.daphnes = [self._daphne(i) for i in range(self.size)]
+        self.daphnes = [
+            start_daphne(self.directory, env=self.env, name=f"daphne-{i}", options=self.daphne_options)
+            for i in range(self.size)
+        ]
         return self
-
-    def _daphne(self, index):
-        return start_daphne(self.directory, env=self.env, name=f"daphne-{index}", options=self.daphne_options)
 
     def close(self):
         """Stop every process this cluster started."""
