@@ -1,5 +1,6 @@
 """Forms of the chat pages."""
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
@@ -27,8 +28,8 @@ class MemberForm(forms.Form):
     action = forms.ChoiceField(choices=[("add", "Add"), ("remove", "Remove")])
 
 
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's login form, refusing a username or an address after repeated failures."""
+class LoginThrottle:
+    """Refuse a login form's username or address after repeated failures, counted for every login page alike."""
 
     throttled = False
 
@@ -52,6 +53,14 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             for each, key in keys:
                 each.hit(key)
             raise
+
+
+class ThrottledAuthenticationForm(LoginThrottle, AuthenticationForm):
+    """Django's login form, refusing a username or an address after repeated failures."""
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottle, AdminAuthenticationForm):
+    """The admin's login form (staff only), under the same counters as the site's login form."""
 
 
 def client_address(request):

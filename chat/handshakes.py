@@ -1,4 +1,9 @@
-"""Admit websocket handshakes as fast as the process can finish them, and turn the rest away at once.
+"""Admit websocket handshakes: a bounded number per address, of logged-in users only, a few at a time.
+
+The stack in myproject/asgi.py runs, in order: the Origin check (chat/origins.py),
+HandshakesPerAddress, the session and user (chat/sessions.py), LoginRequired, then
+HandshakeGate. Everything an anonymous client can send is refused before the
+gate, so garbage cookies never hold one of its slots.
 
 When hundreds of clients reconnect together (a server process died), starting
 every handshake at once makes every one of them late: each waits behind all
@@ -10,7 +15,10 @@ its client comes back after a jittered backoff.
 import asyncio
 import weakref
 
+from django.conf import settings
+
 from chat import protocol
+from chat.limits import MemoryCounter
 from chat.logs import log_event
 
 # Enough to keep a process's database threads busy.
@@ -19,6 +27,58 @@ HANDSHAKES_AT_ONCE = 16
 HANDSHAKE_WAIT_SECONDS = 2.0
 
 _slots = weakref.WeakKeyDictionary()
+# In this process's memory: a Redis round trip per handshake would cost more than the session lookup it saves.
+_per_address = MemoryCounter()
+
+
+async def close_handshake(receive, send, code):
+    """Accept a handshake and close it with `code` at once: a refusal is a bare 403, which hides the code."""
+    await receive()
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": code})
+
+
+class HandshakesPerAddress:
+    """Close with 4013 the handshakes of a client address past CHAT_HANDSHAKE_RATE in this process.
+
+    It runs before the session lookup, so an address flooding handshakes costs
+    the database nothing past the bound. Every handshake counts, refused or
+    not; a logged-in user behind the same address (a NAT) shares the bound and
+    retries after a backoff. Without an address (a Unix socket and no proxy
+    headers) there is nothing to count by.
+    """
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        address = (scope.get("client") or [None])[0]
+        if address is not None:
+            count, seconds = settings.CHAT_HANDSHAKE_RATE
+            hits, _ = _per_address.hit(address, seconds)
+            if hits > count:
+                if hits == count + 1:
+                    # Once per window: a flood must not become a flood of log lines.
+                    log_event("ws.busy", path=scope["path"], reason="address", address=address)
+                return await close_handshake(receive, send, protocol.CLOSE_BUSY)
+        return await self.application(scope, receive, send)
+
+
+class LoginRequired:
+    """Refuse anonymous handshakes (no, expired or garbage session cookie) with 4401, before the gate."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        if scope["user"].is_authenticated:
+            return await self.application(scope, receive, send)
+        log_event("ws.refused", path=scope["path"], reason="anonymous")
+        # Closed with 4401, not a 403 the page sees as 1006: it stops reconnecting and asks to log in.
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": protocol.error_frame(protocol.FORBIDDEN, "Log in to chat.")})
+        await send({"type": "websocket.close", "code": protocol.CLOSE_SESSION_ENDED})
 
 
 class HandshakeGate:
@@ -34,10 +94,7 @@ class HandshakeGate:
                 await slots.acquire()
         except TimeoutError:
             log_event("ws.busy", path=scope["path"])
-            # Accepted first: a refused handshake looks like a 403, which the client cannot tell from a lost login.
-            await send({"type": "websocket.accept"})
-            await send({"type": "websocket.close", "code": protocol.CLOSE_BUSY})
-            return
+            return await close_handshake(receive, send, protocol.CLOSE_BUSY)
         first = True
 
         async def receive_and_release():

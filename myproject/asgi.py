@@ -13,7 +13,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import chat.routing  # noqa: E402
-from chat.handshakes import HandshakeGate  # noqa: E402
+from chat.handshakes import HandshakeGate, HandshakesPerAddress, LoginRequired  # noqa: E402
 from chat.origins import AllowedOriginsValidator  # noqa: E402
 from chat.sessions import SocketAuthMiddlewareStack  # noqa: E402
 
@@ -40,11 +40,15 @@ def collect_garbage(seconds):
 
 threading.Thread(target=collect_garbage, args=(GC_SECONDS,), name="chat-gc", daemon=True).start()
 
+# Cheapest refusals first (chat/handshakes.py): nothing an anonymous client
+# sends reaches the gate, whose few slots are for logged-in users' handshakes.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": HandshakeGate(
-            AllowedOriginsValidator(SocketAuthMiddlewareStack(URLRouter(chat.routing.websocket_urlpatterns)))
+        "websocket": AllowedOriginsValidator(
+            HandshakesPerAddress(
+                SocketAuthMiddlewareStack(LoginRequired(HandshakeGate(URLRouter(chat.routing.websocket_urlpatterns))))
+            )
         ),
     }
 )

@@ -5,8 +5,15 @@ from django.urls import include, path
 
 from chat import health
 from chat import views as chat_views
+from chat.admin_login import admin_login
+from chat.forms import ThrottledAdminAuthenticationForm
+
+# A failed login on either login page counts for both, so staff passwords are no easier to guess at /admin/.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
+    # Before admin/, which would serve its login page with a 200 while throttled.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("accounts/login/", chat_views.LoginView.as_view(), name="login"),

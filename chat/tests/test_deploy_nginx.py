@@ -2,6 +2,7 @@
 import http.client
 import json
 import os
+import re
 import shlex
 import ssl
 import subprocess
@@ -9,11 +10,13 @@ import subprocess
 import pytest
 
 from chat.tests.servers import (
-    PROJECT_DIR, WebClient, frame_of, free_port, manage, project_env, require_binary, start_daphne, start_nginx,
-    users_create,
+    PROJECT_DIR, WebClient, frame_of, free_port, manage, project_env, require_binary, rooms_create, start_daphne,
+    start_nginx, users_create,
 )
 
 pytestmark = [pytest.mark.timeout(120)]
+# Failed logins a username may make in 15 minutes; an address may make four times as many.
+LOGIN_FAILURES = 1
 SITE_CONFIG = PROJECT_DIR / "deploy" / "nginx.conf"
 UNIT = PROJECT_DIR / "deploy" / "chat@.service"
 
@@ -74,10 +77,11 @@ def site(tmp_path_factory, redis_server, live_database):
     env = project_env(
         REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1",
         SECURE_PROXY_SSL_HEADER=1, SECURE_SSL_REDIRECT=1, SECURE_COOKIES=1,
-        STATIC_MANIFEST=1, STATIC_ROOT=prefix / "static",
+        STATIC_MANIFEST=1, STATIC_ROOT=prefix / "static", CHAT_LOGIN_FAILURE_RATE=f"{LOGIN_FAILURES}/900",
     )
     manage("collectstatic", "--noinput", env=env)
     users_create(["nia", "noa"], env=env)
+    rooms_create(["through-nginx"], by="nia", env=env)
     servers = []
     try:
         servers += [start_daphne(prefix, env=env, name=f"daphne-{n}", options=unit_daphne_options()) for n in (1, 2)]
@@ -89,7 +93,7 @@ def site(tmp_path_factory, redis_server, live_database):
         subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], check=True, capture_output=True)
         servers.append(start_nginx(prefix / "nginx.conf", prefix, https_port))
         yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "daphne_logs": [prefix / "daphne-1.log", prefix / "daphne-2.log"]}
+               "daphne_logs": [prefix / "daphne-1.log", prefix / "daphne-2.log"], "redis": redis_server}
     finally:
         for server in reversed(servers):
             server.stop()
@@ -149,3 +153,25 @@ async def test_chat_through_nginx_spreads_sockets_over_both_daphnes(site):
     assert {(author, body) for _, author, body in order} == {("nia", "hello through nginx"), ("noa", "hello back")}
     for log in site["daphne_logs"]:
         assert "WSCONNECT /ws/chat/through-nginx/" in log.read_text(), f"{log.name} served no socket"
+
+
+def test_spoofed_forwarded_for_does_not_escape_the_login_throttle(site):
+    import redis
+
+    client = WebClient(site["https"], insecure_tls())
+    statuses = []
+    try:
+        # Each attempt names another user (no username throttle) and claims another address.
+        for n in range(LOGIN_FAILURES * 4 + 1):
+            status, page = client.request("/accounts/login/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+            headers = {"Referer": f"{client.base_url}/accounts/login/", "Origin": client.base_url,
+                       "X-Forwarded-For": f"198.51.100.{n + 1}"}
+            data = {"username": f"sprayed-{n}", "password": "wrong-password", "csrfmiddlewaretoken": token}
+            statuses.append(client.request("/accounts/login/", data, headers)[0])
+    finally:
+        # The throttled address is the test machine's: the other tests must still log in.
+        store = redis.Redis.from_url(site["redis"])
+        for key in store.scan_iter("chat:limit:login_failure*"):
+            store.delete(key)
+    assert statuses == [200] * (LOGIN_FAILURES * 4) + [429]

@@ -5,8 +5,8 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from chat import handshakes
-from chat.handshakes import HandshakeGate
-from chat.protocol import CLOSE_BUSY
+from chat.handshakes import HandshakeGate, HandshakesPerAddress
+from chat.protocol import CLOSE_BUSY, CLOSE_SESSION_ENDED
 
 
 class SlowHandshakes:
@@ -71,3 +71,40 @@ async def test_a_handshake_the_app_refuses_frees_its_slot(gate):
     for _ in range(5):
         connected, _ = await WebsocketCommunicator(application, "/ws/chat/lobby/").connect()
         assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_anonymous_handshakes_never_wait_for_the_gate(monkeypatch):
+    from myproject.asgi import application
+
+    # Every slot taken: a handshake that reached the gate would wait, then get 4013.
+    monkeypatch.setattr(handshakes, "_loop_slots", lambda: asyncio.Semaphore(0))
+    monkeypatch.setattr(handshakes, "HANDSHAKE_WAIT_SECONDS", 5)
+    headers = [(b"host", b"localhost"), (b"origin", b"http://localhost"), (b"cookie", b"sessionid=garbage")]
+    communicator = WebsocketCommunicator(application, "/ws/chat/lobby/", headers=headers)
+    async with asyncio.timeout(2):
+        assert await communicator.connect() == (True, None)
+        assert (await communicator.receive_json_from())["code"] == "forbidden"
+        assert await communicator.receive_output() == {"type": "websocket.close", "code": CLOSE_SESSION_ENDED}
+
+
+async def test_handshakes_of_an_address_past_its_bound_are_closed_with_4013(settings):
+    settings.CHAT_HANDSHAKE_RATE = (2, 60)
+    handshakes._per_address.clear()
+
+    async def accept(scope, receive, send):
+        await receive()
+        await send({"type": "websocket.accept"})
+
+    application = HandshakesPerAddress(accept)
+
+    async def handshake(address):
+        communicator = WebsocketCommunicator(application, "/ws/chat/lobby/")
+        communicator.scope["client"] = [address, 50000]
+        assert (await communicator.connect())[0]
+        if await communicator.receive_nothing(0.05):
+            return "admitted"
+        return (await communicator.receive_output())["code"]
+
+    assert [await handshake("198.51.100.1") for _ in range(3)] == ["admitted", "admitted", CLOSE_BUSY]
+    assert await handshake("198.51.100.2") == "admitted"
