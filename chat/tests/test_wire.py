@@ -1,5 +1,7 @@
 """Prebuilt frames written straight to daphne's connections: the same bytes autobahn writes, in the same order."""
+import collections
 import functools
+import logging
 import socket
 
 import pytest
@@ -9,6 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.tcp import Server as TCPConnection
 from twisted.internet.testing import StringTransport
 
+from chat import wire
 from chat.wire import direct_writer, text_frame
 
 MAX_MESSAGE = 65536
@@ -22,6 +25,17 @@ def daphne_protocol(max_message=MAX_MESSAGE):
     return server, factory.buildProtocol(None)
 
 
+@pytest.fixture(autouse=True)
+def direct_path(monkeypatch):
+    """Give each test a process that has not checked a socket yet."""
+    monkeypatch.setattr(wire, "_direct_path", wire.DirectPath())
+
+
+def wire_warnings(caplog):
+    """Return the warnings chat.wire logged."""
+    return [record for record in caplog.records if record.name == "chat.wire" and record.levelno == logging.WARNING]
+
+
 @pytest.fixture
 def connection():
     """Yield an open daphne websocket protocol on a real loopback TCP connection, daphne's send for it and the peer."""
@@ -33,6 +47,9 @@ def connection():
     transport = TCPConnection(accepted, protocol, address, None, 1, reactor)
     protocol.makeConnection(transport)
     protocol.state = protocol.STATE_OPEN  # as after the opening handshake
+    protocol.client_addr = list(address)
+    server.connections = {}  # as daphne's run() and then each connection do, so that its send delivers
+    server.protocol_connected(protocol)
     try:
         yield protocol, functools.partial(server.handle_reply, protocol), peer
     finally:
@@ -128,3 +145,75 @@ def test_sends_that_daphne_did_not_make_get_no_writer():
     assert direct_writer(send) is None
     assert direct_writer(functools.partial(send)) is None
     assert direct_writer(functools.partial(Server.handle_reply, None, protocol)) is None
+
+
+@pytest.mark.parametrize("owner, name, value", [
+    ("protocol", "send_queue", None),
+    ("protocol", "_perMessageCompress", None),
+    ("protocol", "maxMessagePayloadSize", "65536"),
+    ("transport", "_tempDataBuffer", None),
+    ("transport", "dataBuffer", bytearray()),
+])
+def test_a_process_whose_libraries_changed_sends_through_asgi_for_good(connection, caplog, owner, name, value):
+    protocol, send, peer = connection
+    target = protocol if owner == "protocol" else protocol.transport
+    original = getattr(target, name)
+    if value is None:
+        delattr(target, name)  # as if a new version renamed it
+    else:
+        setattr(target, name, value)
+    assert direct_writer(send) is None
+    assert direct_writer(send) is None
+    setattr(target, name, original)
+    assert direct_writer(send) is None, "the first socket decides for the whole process"
+    [warning] = wire_warnings(caplog)
+    assert name in warning.getMessage()
+
+
+def test_a_socket_that_passes_the_check_logs_nothing(connection, caplog):
+    protocol, send, peer = connection
+    assert direct_writer(send) is not None
+    assert direct_writer(send) is not None
+    assert not wire_warnings(caplog)
+
+
+async def test_a_write_that_raises_before_writing_leaves_the_frame_to_asgi(connection, caplog, monkeypatch):
+    protocol, send, peer = connection
+    writer = direct_writer(send)
+    transport = protocol.transport
+
+    def broken(data):
+        raise RuntimeError("a Twisted that works differently")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(transport, "writeSomeData", broken)
+        assert not writer.write(text_frame("hello"))
+    await send({"type": "websocket.send", "text": "hello"})
+    transport.doWrite()
+    assert received(peer, 7) == text_frame("hello")
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(1)  # nothing of the failed write reached the peer
+    assert not writer.write(text_frame("again")), "one failure turns the direct path off for good"
+    assert direct_writer(send) is None
+    [warning] = wire_warnings(caplog)
+    assert warning.exc_info[0] is RuntimeError
+
+
+def test_a_write_that_raises_after_writing_part_drops_the_connection(connection, caplog, monkeypatch):
+    protocol, send, peer = connection
+    writer = direct_writer(send)
+    transport = protocol.transport
+    frame, write_some, aborted = text_frame("hello"), transport.writeSomeData, []
+
+    def broken(data):
+        raise RuntimeError("a Twisted that works differently")
+
+    monkeypatch.setattr(transport, "writeSomeData", lambda data: write_some(data[:3]))
+    monkeypatch.setattr(transport, "write", broken)
+    monkeypatch.setattr(transport, "abortConnection", lambda: aborted.append(True))
+    # Sending the whole frame through ASGI after its first bytes would corrupt the stream.
+    assert writer.write(frame), "part of the frame is on the wire: not to be sent again"
+    assert aborted == [True]
+    assert received(peer, 3) == frame[:3]
+    assert len(wire_warnings(caplog)) == 1
