@@ -5,13 +5,19 @@ database round trip each, and when messages come faster than calls finish
 they queue behind each other anyway. Here a few calls run at once; each takes
 every message waiting when it starts, so a lone message goes at once and a
 busy process pays per batch instead of per message (group commit).
+
+The queue never holds work for a database that does not answer: while the
+database is known down (chat.dbhealth) a message is refused at once, a sender
+waits at most the call timeout, and at most MAX_WAITING messages wait.
 """
 import asyncio
 import weakref
 
+from django.conf import settings
 from django.db import DataError, IntegrityError
 
 from chat import services
+from chat.dbhealth import DatabaseUnavailable, get_breaker
 from chat.limits import LimitExceeded
 
 # Calls in flight at once: enough to overlap round trips, few enough that
@@ -19,24 +25,44 @@ from chat.limits import LimitExceeded
 CALLS_AT_ONCE = 2
 # The most messages one call stores: a bound on the statement and on a failure's reach.
 MAX_BATCH = 100
+# Ten full batches: far more than a healthy database leaves waiting (two calls take 200 at a time).
+MAX_WAITING = 10 * MAX_BATCH
 
 
 class SendQueue:
     """The messages waiting to be stored by this process, and the calls that store them."""
 
-    def __init__(self, db):
+    def __init__(self, db, *, health=None, timeout=None):
         self.db = db  # wraps a sync ORM function for the event loop (chat.consumers.db)
+        self.health = health or get_breaker()
+        self.timeout = timeout  # seconds a sender waits for its message to be stored; None: no bound
         self.waiting = []  # (count, send, future)
         self.calls = set()
 
     async def put(self, count, **send):
-        """Count a message with `count()`, which may raise LimitExceeded, and store it; return (message, created)."""
+        """Count a message with `count()`, which may raise LimitExceeded, and store it; return (message, created).
+
+        Raise DatabaseUnavailable at once while the database is known down or too many messages wait, and
+        after `timeout` seconds without an answer (the message may then still be stored).
+        """
+        if not self.health.available():
+            raise DatabaseUnavailable("The database is down; the message was not stored.")
+        if len(self.waiting) >= MAX_WAITING:
+            raise DatabaseUnavailable("Too many messages wait for the database; the message was not stored.")
         future = asyncio.get_running_loop().create_future()
-        self.waiting.append((count, send, future))
+        entry = (count, send, future)
+        self.waiting.append(entry)
         if len(self.calls) < CALLS_AT_ONCE:
             self.calls.add(asyncio.create_task(self._drain()))
         # A socket that closes meanwhile stops waiting; its message is stored all the same.
-        return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except TimeoutError:
+            # A message no call has taken yet is dropped, so that "unavailable" means "not stored" for it.
+            self.waiting = [waiting for waiting in self.waiting if waiting is not entry]
+            raise DatabaseUnavailable(
+                f"The message was not stored within {self.timeout:g} s; it may still be."
+            ) from None
 
     async def _drain(self):
         try:
@@ -95,5 +121,5 @@ def get_send_queue(db):
     """Return the send queue of the running event loop (one per server process), calling the database with `db`."""
     loop = asyncio.get_running_loop()
     if loop not in _queues:
-        _queues[loop] = SendQueue(db)
+        _queues[loop] = SendQueue(db, timeout=settings.CHAT_DATABASE_CALL_TIMEOUT or None)
     return _queues[loop]

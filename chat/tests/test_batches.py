@@ -1,11 +1,13 @@
 """The send queue: messages that wait go together, each sender gets its own answer, nothing is lost."""
 import asyncio
+import time
 
 import pytest
 from channels.db import database_sync_to_async
 from django.db import DataError, OperationalError, connection
 
 from chat import batches, services
+from chat.dbhealth import DatabaseUnavailable
 from chat.limits import LimitExceeded
 from chat.models import Message
 
@@ -177,3 +179,70 @@ async def test_a_message_put_just_as_every_call_ends_is_stored(room_and_users):
 
     assert database.sizes == [1, 1, 1]
     assert last.body == "c" and last.seq == 3
+
+
+class DatabaseDown:
+    """A breaker that knows the database is down."""
+
+    def available(self):
+        return False
+
+
+async def test_a_message_is_refused_at_once_while_the_database_is_known_down(room_and_users):
+    room, users = room_and_users
+    database = RecordingDatabase()
+    queue = batches.SendQueue(database, health=DatabaseDown())
+
+    with pytest.raises(DatabaseUnavailable):
+        await asyncio.wait_for(queue.put(allowed, room=room, author=users[0], body="no", client_id=None), 0.1)
+
+    assert database.sizes == [] and queue.waiting == []
+
+
+async def test_past_max_waiting_a_message_is_refused_at_once(room_and_users, monkeypatch):
+    monkeypatch.setattr(batches, "MAX_WAITING", 3)
+    room, users = room_and_users
+    gate = asyncio.Event()
+    database = RecordingDatabase(gate=gate)
+    queue = batches.SendQueue(database)
+
+    senders = []
+    for i in range(5):
+        senders.append(asyncio.create_task(
+            queue.put(allowed, room=room, author=users[0], body=f"m{i}", client_id=None)
+        ))
+        # The first two go alone, in the two calls; the next three wait for one.
+        while database.held < min(i + 1, 2) or len(queue.waiting) < i - 1:
+            await asyncio.sleep(0.001)
+    with pytest.raises(DatabaseUnavailable):
+        await queue.put(allowed, room=room, author=users[0], body="one too many", client_id=None)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*senders), 5)
+
+    assert await database_sync_to_async(stored_bodies)() == [f"m{i}" for i in range(5)]
+
+
+async def test_a_sender_waits_at_most_the_timeout_and_a_message_no_call_took_is_not_stored(room_and_users):
+    room, users = room_and_users
+    gate = asyncio.Event()
+    database = RecordingDatabase(gate=gate)
+    queue = batches.SendQueue(database, timeout=0.2)
+
+    started = time.monotonic()
+    senders = []
+    for i in range(3):
+        senders.append(asyncio.create_task(
+            queue.put(allowed, room=room, author=users[0], body=f"m{i}", client_id=None)
+        ))
+        while database.held < min(i + 1, 2):  # m0 and m1 in the two calls, m2 waiting
+            await asyncio.sleep(0.001)
+    results = await asyncio.gather(*senders, return_exceptions=True)
+    waited = time.monotonic() - started
+    gate.set()
+    while queue.calls:
+        await asyncio.sleep(0.001)
+
+    assert all(isinstance(result, DatabaseUnavailable) for result in results) and waited < 1
+    # The two calls under way when their senders gave up still stored their messages; the third never went.
+    assert database.sizes == [1, 1] and queue.waiting == []
+    assert await database_sync_to_async(stored_bodies)() == ["m0", "m1"]

@@ -54,6 +54,15 @@ class PrivatePostgres:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def room_create(cluster, slug, username):
+    """Create the public room `slug` with `username` as its first member: sockets only join rooms that exist."""
+    code = (
+        "from django.contrib.auth import get_user_model\nfrom chat.services import room_open\n"
+        f"room_open(slug={slug!r}, user=get_user_model().objects.get(username={username!r}))"
+    )
+    manage("shell", "-c", code, env=cluster.env)
+
+
 @pytest.fixture
 def postgres():
     """Yield a private PostgreSQL holding a migrated `chat` database; always stopped and removed."""
@@ -71,6 +80,7 @@ def postgres():
 async def test_send_while_the_database_is_down_is_refused_then_works_again(tmp_path, postgres):
     with Cluster(tmp_path, postgres.url, size=1) as cluster:
         await asyncio.to_thread(cluster.users, ["dbann", "dbben"])
+        await asyncio.to_thread(room_create, cluster, "db-room", "dbann")
         ann = ChatClient(await asyncio.to_thread(cluster.login, "dbann"), "db-room", "dbann").start()
         ben = ChatClient(await asyncio.to_thread(cluster.login, "dbben"), "db-room", "dbben").start()
         try:
