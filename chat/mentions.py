@@ -13,3 +13,19 @@ def mentioned_usernames(body):
         names.update({name, name.rstrip(".")})
     names.discard("")
     return names
+
+
+def mentioned_members(names, usernames):
+    """Return which of `usernames` the mentioned `names` mean: an exact match, else the only one equal ignoring case."""
+    # Usernames are case-sensitive, but people type "@bob" for "Bob"; where two
+    # members differ only in case, a guess could notify the wrong one.
+    by_lowered = {}
+    for username in usernames:
+        by_lowered.setdefault(username.lower(), []).append(username)
+    members = set()
+    for name in names:
+        if name in usernames:
+            members.add(name)
+        elif len(matches := by_lowered.get(name.lower(), [])) == 1:
+            members.update(matches)
+    return members

@@ -1,10 +1,34 @@
 """Reads: rooms and messages as the pages and sockets see them."""
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Message, Room, validate_room_slug
 from chat.protocol import DEFAULT_PAGE
+
+
+def room_get_for_user(*, slug, user):
+    """Return (room, the user's membership or None) without writing; PermissionDenied for others' private rooms."""
+    validate_room_slug(slug)
+    room = Room.objects.get(slug=slug)
+    membership = Membership.objects.filter(room=room, user=user).first()
+    if membership is None and room.is_private:
+        raise PermissionDenied("This room is private.")
+    return room, membership
+
+
+def direct_slug(user, other):
+    """Return the slug of the direct-message room of two users, the same in both orders."""
+    low, high = sorted([user.pk, other.pk])
+    return f"dm-{low}-{high}"
+
+
+def room_get_direct(*, user, username):
+    """Return the direct-message room of `user` and the active user `username`, or None before it is opened."""
+    other = get_user_model().objects.get(username=username, is_active=True)
+    return Room.objects.filter(slug=direct_slug(user, other), is_direct=True).first()
 
 
 def room_list_for_user(user):

@@ -11,23 +11,22 @@ import re
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat import protocol
+from chat import protocol, selectors
 from chat.broadcast import room_send_on_commit, user_event_on_commit
 from chat.limits import Limit
-from chat.mentions import mentioned_usernames
+from chat.mentions import mentioned_members, mentioned_usernames
 from chat.models import Membership, Message, Room, validate_room_slug
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 
 
 @transaction.atomic
-def room_open(*, slug, user, name=None, private=False):
-    """Return (room, membership) for `slug`, creating the room if it does not exist.
-
-    Anyone may open and join a public room; a private room only lets its members in.
-    """
+def room_create(*, slug, user, name=None, private=False):
+    """Create the room `slug` with `user` as its first member; a room that exists already is joined, as by room_join."""
     validate_room_slug(slug)
     room = Room.objects.filter(slug=slug).first()
     if room is None:
@@ -39,6 +38,17 @@ def room_open(*, slug, user, name=None, private=False):
         )
         if created:
             return room, Membership.objects.create(room=room, user=user)
+    return _room_join(room, user)
+
+
+@transaction.atomic
+def room_join(*, slug, user):
+    """Return (room, membership) of an existing room, making `user` a member of it when it is public."""
+    validate_room_slug(slug)
+    return _room_join(Room.objects.get(slug=slug), user)
+
+
+def _room_join(room, user):
     if room.is_private:
         membership = Membership.objects.filter(room=room, user=user).first()
         if membership is None:
@@ -48,13 +58,18 @@ def room_open(*, slug, user, name=None, private=False):
     return room, membership
 
 
+def room_open(*, slug, user, name=None, private=False):
+    """Create or join a room, as room_create does; kept for callers not yet moved to room_create or room_join."""
+    return room_create(slug=slug, user=user, name=name, private=private)
+
+
 @transaction.atomic
 def room_open_direct(*, user, username):
     """Return the private two-person room of `user` and `username`, creating it once."""
     other = get_user_model().objects.get(username=username, is_active=True)
     low, high = sorted([user, other], key=lambda u: u.pk)
     room, created = Room.objects.get_or_create(
-        slug=f"dm-{low.pk}-{high.pk}",
+        slug=selectors.direct_slug(low, high),
         defaults={"name": f"{low.username} & {high.username}", "is_private": True, "is_direct": True},
     )
     for member in {low, high}:
@@ -220,9 +235,15 @@ def _notify_mentioned(message):
     names = mentioned_usernames(message.body)
     if not names:
         return
-    mentioned = Membership.objects.filter(room=message.room, user__username__in=names).exclude(user=message.author)
+    # The author stays among the candidates: "@BOB" by Bob, with a bob in the room, is ambiguous.
+    candidates = dict(
+        Membership.objects.filter(room=message.room)
+        .alias(lowered=Lower("user__username"))
+        .filter(Q(user__username__in=names) | Q(lowered__in={name.lower() for name in names}))
+        .values_list("user__username", "user_id")
+    )
     frame = protocol.notification_frame(message)
-    for user_id in mentioned.values_list("user_id", flat=True):
+    for user_id in {candidates[username] for username in mentioned_members(names, candidates)} - {message.author_id}:
         user_event_on_commit(user_id, {"type": "user.frame", "text": frame})
 
 

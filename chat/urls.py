@@ -9,5 +9,6 @@ urlpatterns = [
     path("chat/<str:slug>/", views.room, name="room"),
     path("chat/<str:slug>/members/", views.members, name="members"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
+    path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),
 ]

@@ -1,5 +1,6 @@
 """Thin pages over the chat services and selectors."""
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -7,12 +8,14 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.http import HttpResponse, JsonResponse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import protocol, selectors, services
+from chat import build, protocol, selectors, services
 from chat.forms import MemberForm, RoomOpenForm, ThrottledAuthenticationForm, client_address
 from chat.limits import Limit, LimitExceeded
+from chat.models import Room
 from chat.presence import get_presence
 
 
@@ -70,7 +73,7 @@ def index(request):
     form = RoomOpenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.room_open(
+            services.room_create(
                 slug=form.cleaned_data["slug"], user=request.user,
                 name=form.cleaned_data["name"], private=form.cleaned_data["private"],
             )
@@ -83,16 +86,29 @@ def index(request):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def room(request, slug):
-    """Show a room, creating it when it is public and new; private rooms admit members only."""
+    """Show a room without joining it (its socket joins), or offer to create it; a POST creates or joins it."""
     try:
-        room, membership = services.room_open(slug=slug, user=request.user)
+        if request.method == "POST":
+            room, _ = services.room_create(slug=slug, user=request.user)
+            return redirect("chat:room", slug=room.slug)
+        room, membership = selectors.room_get_for_user(slug=slug, user=request.user)
     except ValidationError as error:
         return _error(request, " ".join(error.messages), 400)
     except PermissionDenied as error:
         return _error(request, str(error), 403)
     except LimitExceeded as error:
         return _error(request, f"{error.detail} Try again in {int(error.retry_after) + 1} seconds.", 429)
+    except ObjectDoesNotExist:
+        if services.DIRECT_SLUG.fullmatch(slug):
+            return _error(request, "There is no such room.", 404)
+        # A 404 all the same: the room does not exist until the form is posted.
+        context = {
+            "heading": f"Create #{slug}?", "button": "Create room", "action": reverse("chat:room", args=[slug]),
+            "text": f"There is no room called #{slug} yet. Create it as a public room anyone can join?",
+        }
+        return render(request, "chat/confirm.html", context, status=404)
     can_manage = room.is_private and not room.is_direct and room.created_by_id == request.user.pk
     config = {
         "slug": room.slug,
@@ -100,8 +116,10 @@ def room(request, slug):
         "username": request.user.username,
         "userId": request.user.pk,
         "wsPath": f"/ws/chat/{room.slug}/",
-        "lastReadSeq": membership.last_read_seq,
+        "lastReadSeq": membership.last_read_seq if membership else 0,
         "isStaff": request.user.is_staff,
+        "build": build.build_id(),
+        "heartbeatMs": int(settings.CHAT_HEARTBEAT_SECONDS * 1000),
     }
     context = {
         "room": room,
@@ -115,13 +133,33 @@ def room(request, slug):
 
 
 @login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def direct(request, username):
-    """Open the direct-message room with another user."""
+    """Go to the direct-message room with another user; a POST opens it, a GET only finds it or offers to."""
     try:
-        room = services.room_open_direct(user=request.user, username=username)
+        if request.method == "POST":
+            room = services.room_open_direct(user=request.user, username=username)
+        else:
+            room = selectors.room_get_direct(user=request.user, username=username)
     except ObjectDoesNotExist:
         return _error(request, f"There is no user called {username!r}.", 404)
+    if room is None:
+        context = {
+            "heading": f"Message {username}?", "button": "Start conversation",
+            "action": reverse("chat:direct", args=[username]), "text": f"You have no conversation with {username} yet.",
+        }
+        return render(request, "chat/confirm.html", context)
     return redirect("chat:room", slug=room.slug)
+
+
+@login_required
+@require_POST
+def direct_open(request):
+    """Open the direct-message room with the user the index page's form names."""
+    username = request.POST.get("username", "").strip()
+    if not username:
+        return _error(request, "Give the username of the person to write to.", 400)
+    return direct(request, username)
 
 
 @login_required
@@ -130,7 +168,7 @@ def members(request, slug):
     """Add or remove a member of a private room, for its creator."""
     form = MemberForm(request.POST)
     try:
-        room, _ = services.room_open(slug=slug, user=request.user)
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
         if not form.is_valid():
             raise ValidationError("Give a username and choose add or remove.")
         change = services.membership_add if form.cleaned_data["action"] == "add" else services.membership_remove
@@ -139,6 +177,8 @@ def members(request, slug):
         return _error(request, " ".join(error.messages), 400)
     except PermissionDenied as error:
         return _error(request, str(error), 403)
+    except Room.DoesNotExist:
+        return _error(request, "There is no such room.", 404)
     except ObjectDoesNotExist:
         messages.error(request, f"No member or user called {form.cleaned_data['username']!r}.")
     else:
@@ -152,12 +192,17 @@ def members(request, slug):
 def messages_page(request, slug):
     """Return one page of a room's history as JSON: ?before=<seq> or ?after=<seq>, and ?limit=."""
     try:
-        room, _ = services.room_open(slug=slug, user=request.user)
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
         page = protocol.parse_history_query(request.GET)
     except (ValidationError, protocol.ProtocolError) as error:
         detail = " ".join(error.messages) if isinstance(error, ValidationError) else error.detail
         return JsonResponse({"error": "invalid", "detail": detail}, status=400)
-    except (PermissionDenied, LimitExceeded) as error:
+    except PermissionDenied as error:
         return JsonResponse({"error": "forbidden", "detail": str(error)}, status=403)
+    except ObjectDoesNotExist:
+        return JsonResponse({"error": "not_found", "detail": "There is no such room."}, status=404)
     messages, has_more = selectors.message_list(room=room, before=page.before, after=page.after, limit=page.limit)
-    return HttpResponse(protocol.history_frame(messages, has_more), content_type="application/json")
+    frame = protocol.history_frame(
+        messages, has_more, forward=page.after is not None, max_bytes=settings.CHAT_MAX_FRAME_BYTES
+    )
+    return HttpResponse(frame, content_type="application/json")

@@ -1,7 +1,7 @@
 """Finding @mentions in message bodies."""
 import pytest
 
-from chat.mentions import mentioned_usernames
+from chat.mentions import mentioned_members, mentioned_usernames
 
 
 @pytest.mark.parametrize(
@@ -18,3 +18,18 @@ from chat.mentions import mentioned_usernames
 )
 def test_mentioned_usernames(body, names):
     assert mentioned_usernames(body) == names
+
+
+@pytest.mark.parametrize(
+    "names,expected",
+    [
+        ({"ocax"}, {"OcaX"}),  # typed in another case: the only member it can mean
+        ({"OcaX"}, {"OcaX"}),
+        ({"bob"}, {"bob"}),  # an exact match wins over Bob
+        ({"BOB"}, set()),  # Bob or bob: no guess
+        ({"nobody"}, set()),
+        ({"ocax.", "ocax"}, {"OcaX"}),
+    ],
+)
+def test_mentioned_members_ignore_case_when_unambiguous(names, expected):
+    assert mentioned_members(names, {"OcaX", "Bob", "bob", "alice"}) == expected

@@ -1,14 +1,15 @@
-"""Reads: history pages and the public room list."""
+"""Reads: rooms as a user may see them, history pages and the public room list."""
 import pytest
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
 from chat import selectors, services
-from chat.models import Message
+from chat.models import Membership, Message, Room
 
 
 @pytest.fixture
 def room_with_messages(make_user):
     alice = make_user("alice")
-    room, _ = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_create(slug="lobby", user=alice)
     for i in range(1, 8):
         services.message_create(room=room, author=alice, body=f"m{i}")
     return room
@@ -38,7 +39,36 @@ def test_deleted_messages_are_left_out(room_with_messages):
 
 
 def test_public_rooms_carry_message_counts(room_with_messages, make_user):
-    services.room_open(slug="quiet", user=make_user())
+    services.room_create(slug="quiet", user=make_user())
     rooms = {room.slug: room for room in selectors.room_list_public()}
     assert rooms["lobby"].message_count == 7 and rooms["quiet"].message_count == 0
     assert list(rooms) == ["lobby", "quiet"]
+
+
+def test_room_get_for_user_reads_without_joining(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    room, membership = services.room_create(slug="lobby", user=alice)
+    assert selectors.room_get_for_user(slug="lobby", user=alice) == (room, membership)
+    assert selectors.room_get_for_user(slug="lobby", user=bob) == (room, None)
+    assert not Membership.objects.filter(user=bob).exists()
+
+
+def test_room_get_for_user_refuses(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    services.room_create(slug="secret", user=alice, private=True)
+    with pytest.raises(PermissionDenied, match="This room is private."):
+        selectors.room_get_for_user(slug="secret", user=bob)
+    with pytest.raises(Room.DoesNotExist):
+        selectors.room_get_for_user(slug="nowhere", user=bob)
+    with pytest.raises(ValidationError):
+        selectors.room_get_for_user(slug="No Way", user=bob)
+    assert not Room.objects.filter(slug="nowhere").exists()
+
+
+def test_room_get_direct_finds_but_never_opens(make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    assert selectors.room_get_direct(user=alice, username="bob") is None
+    room = services.room_open_direct(user=bob, username="alice")
+    assert selectors.room_get_direct(user=alice, username="bob") == room
+    with pytest.raises(ObjectDoesNotExist):
+        selectors.room_get_direct(user=alice, username="nobody")

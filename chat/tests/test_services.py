@@ -12,19 +12,47 @@ def alice(make_user):
     return make_user("alice")
 
 
-def test_room_open_creates_a_public_room_once_and_joins(alice, make_user):
-    room, _ = services.room_open(slug="lobby", user=alice)
-    again, _ = services.room_open(slug="lobby", user=make_user("bob"))
+def test_room_create_creates_a_public_room_once_and_joins(alice, make_user):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    again, _ = services.room_create(slug="lobby", user=make_user("bob"))
     assert again.pk == room.pk and not room.is_private and room.name == "lobby"
     assert Room.objects.count() == 1
     assert Membership.objects.filter(room=room).count() == 2
 
 
 @pytest.mark.parametrize("slug", ["", "Lobby", "a b", "x" * 51, "dé", "a/b", "a.b"])
-def test_room_open_refuses_invalid_slugs(alice, slug):
+@pytest.mark.parametrize("change", ["room_create", "room_join"])
+def test_room_create_and_join_refuse_invalid_slugs(alice, slug, change):
     with pytest.raises(ValidationError):
-        services.room_open(slug=slug, user=alice)
+        getattr(services, change)(slug=slug, user=alice)
     assert not Room.objects.exists()
+
+
+def test_room_join_joins_an_existing_public_room_once(alice, bob):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    joined, membership = services.room_join(slug="lobby", user=bob)
+    assert joined == room and membership.user == bob
+    assert services.room_join(slug="lobby", user=bob)[1] == membership
+    assert Membership.objects.filter(room=room).count() == 2
+
+
+def test_room_join_never_creates_a_room(alice):
+    with pytest.raises(Room.DoesNotExist):
+        services.room_join(slug="lobby", user=alice)
+    assert not Room.objects.exists() and not Membership.objects.exists()
+
+
+def test_room_join_admits_only_the_members_of_a_private_room(alice, bob):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_create(slug="secret", user=alice, private=True)
+    with pytest.raises(PermissionDenied):
+        services.room_join(slug="secret", user=bob)
+    with pytest.raises(PermissionDenied):
+        services.room_create(slug="secret", user=bob)
+    assert Membership.objects.filter(room=room).count() == 1
+    services.membership_add(room=room, actor=alice, username="bob")
+    assert services.room_join(slug="secret", user=bob)[0] == room
 
 
 @pytest.mark.parametrize("name,slug", [("Design Team", "design-team"), ("  ops_2 ", "ops_2"), ("x" * 50, "x" * 50)])
@@ -39,8 +67,8 @@ def test_room_slug_from_name_refuses(name):
 
 
 def test_message_create_allocates_gap_free_seq_per_room(alice, django_capture_on_commit_callbacks):
-    lobby, _ = services.room_open(slug="lobby", user=alice)
-    other, _ = services.room_open(slug="other", user=alice)
+    lobby, _ = services.room_create(slug="lobby", user=alice)
+    other, _ = services.room_create(slug="other", user=alice)
     with django_capture_on_commit_callbacks() as callbacks:
         seqs = [services.message_create(room=room, author=alice, body="x")[0].seq for room in (lobby, other, lobby)]
     assert seqs == [1, 1, 2]
@@ -50,7 +78,7 @@ def test_message_create_allocates_gap_free_seq_per_room(alice, django_capture_on
 
 
 def test_message_create_with_a_known_client_id_returns_the_original(alice, django_capture_on_commit_callbacks):
-    room, _ = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_create(slug="lobby", user=alice)
     with django_capture_on_commit_callbacks() as callbacks:
         first, created = services.message_create(room=room, author=alice, body="hello", client_id="c1")
         again, created_again = services.message_create(room=room, author=alice, body="changed", client_id="c1")
@@ -62,8 +90,8 @@ def test_message_create_with_a_known_client_id_returns_the_original(alice, djang
 
 
 def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, django_capture_on_commit_callbacks):
-    lobby, _ = services.room_open(slug="lobby", user=alice)
-    other, _ = services.room_open(slug="other", user=alice)
+    lobby, _ = services.room_create(slug="lobby", user=alice)
+    other, _ = services.room_create(slug="other", user=alice)
     services.message_create(room=other, author=alice, body="before")
     rooms = [lobby, other, lobby, lobby, other]
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -81,7 +109,7 @@ def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, 
 
 
 def test_message_create_many_with_a_repeated_client_id_stores_none(alice):
-    room, _ = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_create(slug="lobby", user=alice)
     services.message_create(room=room, author=alice, body="first", client_id="c1")
     sends = [{"room": room, "author": alice, "body": body, "client_id": client_id}
              for body, client_id in [("new", "c2"), ("retry", "c1")]]
@@ -101,7 +129,7 @@ def test_broadcast_waits_for_commit(make_user):
     from chat.broadcast import room_group
 
     alice = make_user("alice")
-    room, _ = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_create(slug="lobby", user=alice)
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(room_group(room.pk), channel)
@@ -126,18 +154,18 @@ def bob(make_user):
 def test_private_room_admits_members_only(alice, bob, make_user):
     from django.core.exceptions import PermissionDenied
 
-    room, membership = services.room_open(slug="secret", user=alice, private=True)
+    room, membership = services.room_create(slug="secret", user=alice, private=True)
     assert room.is_private and membership.user == alice
     with pytest.raises(PermissionDenied):
-        services.room_open(slug="secret", user=bob)
+        services.room_create(slug="secret", user=bob)
     services.membership_add(room=room, actor=alice, username="bob")
-    assert services.room_open(slug="secret", user=bob)[0] == room
+    assert services.room_create(slug="secret", user=bob)[0] == room
 
 
 def test_only_the_creator_manages_members(alice, bob, make_user):
     from django.core.exceptions import PermissionDenied
 
-    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    room, _ = services.room_create(slug="secret", user=alice, private=True)
     services.membership_add(room=room, actor=alice, username="bob")
     for change in (services.membership_add, services.membership_remove):
         with pytest.raises(PermissionDenied):
@@ -150,7 +178,7 @@ def test_only_the_creator_manages_members(alice, bob, make_user):
 def test_public_rooms_have_no_member_management(alice, bob):
     from django.core.exceptions import PermissionDenied
 
-    room, _ = services.room_open(slug="lobby", user=alice)
+    room, _ = services.room_create(slug="lobby", user=alice)
     with pytest.raises(PermissionDenied):
         services.membership_add(room=room, actor=alice, username="bob")
 
@@ -158,14 +186,14 @@ def test_public_rooms_have_no_member_management(alice, bob):
 def test_adding_an_unknown_user_changes_nothing(alice):
     from django.contrib.auth import get_user_model
 
-    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    room, _ = services.room_create(slug="secret", user=alice, private=True)
     with pytest.raises(get_user_model().DoesNotExist):
         services.membership_add(room=room, actor=alice, username="nobody")
     assert Membership.objects.filter(room=room).count() == 1
 
 
 def test_removal_tells_the_removed_users_sockets_after_commit(alice, bob, django_capture_on_commit_callbacks):
-    room, _ = services.room_open(slug="secret", user=alice, private=True)
+    room, _ = services.room_create(slug="secret", user=alice, private=True)
     services.membership_add(room=room, actor=alice, username="bob")
     with django_capture_on_commit_callbacks() as callbacks:
         services.membership_remove(room=room, actor=alice, username="bob")
@@ -183,12 +211,12 @@ def test_direct_room_is_created_once_for_both_orders(alice, bob):
 
 def test_direct_slugs_cannot_be_taken_by_public_rooms(alice):
     with pytest.raises(ValidationError):
-        services.room_open(slug="dm-1-2", user=alice)
+        services.room_create(slug="dm-1-2", user=alice)
     assert not Room.objects.exists()
 
 
 def test_read_marker_moves_forward_only_and_not_past_the_end(alice):
-    room, membership = services.room_open(slug="lobby", user=alice)
+    room, membership = services.room_create(slug="lobby", user=alice)
     for _ in range(5):
         services.message_create(room=room, author=alice, body="x")
     for seq, expected in [(3, 3), (1, 3), (50, 5)]:
@@ -199,8 +227,8 @@ def test_read_marker_moves_forward_only_and_not_past_the_end(alice):
 
 def test_mentions_notify_members_other_than_the_author(alice, bob, make_user, django_capture_on_commit_callbacks):
     make_user("carol")  # not a member of the lobby
-    room, _ = services.room_open(slug="lobby", user=alice)
-    services.room_open(slug="lobby", user=bob)
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_create(slug="lobby", user=bob)
     with django_capture_on_commit_callbacks() as callbacks:
         services.message_create(room=room, author=alice, body="@bob @carol @alice @nobody hi")
     # One broadcast to the room, one notification (bob).
@@ -208,8 +236,8 @@ def test_mentions_notify_members_other_than_the_author(alice, bob, make_user, dj
 
 
 def test_edit_and_delete_leave_other_rooms_messages_alone(alice):
-    lobby, _ = services.room_open(slug="lobby", user=alice)
-    other, _ = services.room_open(slug="other", user=alice)
+    lobby, _ = services.room_create(slug="lobby", user=alice)
+    other, _ = services.room_create(slug="other", user=alice)
     message, _ = services.message_create(room=other, author=alice, body="x")
     with pytest.raises(Message.DoesNotExist):
         services.message_edit(room=lobby, actor=alice, message_id=message.pk, body="y")
@@ -217,3 +245,31 @@ def test_edit_and_delete_leave_other_rooms_messages_alone(alice):
         services.message_delete(room=lobby, actor=alice, message_id=message.pk)
     message.refresh_from_db()
     assert message.body == "x" and not message.is_deleted
+
+
+def test_room_open_still_creates_or_joins(alice, bob):
+    room, _ = services.room_open(slug="lobby", user=alice)
+    assert services.room_open(slug="lobby", user=bob)[0] == room
+
+
+@pytest.mark.parametrize(
+    "body,expected",
+    [
+        ("@ocax look", {"OcaX"}),  # one member matches ignoring case
+        ("@OCAX. look", {"OcaX"}),
+        ("@Bob hi", {"Bob"}),  # an exact match wins over bob
+        ("@BOB hi", set()),  # Bob and bob: ambiguous
+        ("@alice hi", set()),  # the author
+    ],
+)
+def test_mentions_match_members_ignoring_case_when_unambiguous(
+    alice, make_user, monkeypatch, body, expected
+):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    users = {name: make_user(name) for name in ["OcaX", "Bob", "bob"]}
+    for user in users.values():
+        services.room_join(slug="lobby", user=user)
+    sent = []
+    monkeypatch.setattr(services, "user_event_on_commit", lambda user_id, event: sent.append(user_id))
+    services.message_create(room=room, author=alice, body=body)
+    assert set(sent) == {users[name].pk for name in expected}

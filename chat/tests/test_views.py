@@ -56,8 +56,8 @@ def test_login_with_a_wrong_password_is_refused(client, make_user):
 
 
 def test_index_lists_my_rooms_then_other_public_rooms(alice_client, make_user):
-    services.room_open(slug="quiet", user=make_user("bob"))
-    alice_client.get("/chat/lobby/")
+    services.room_create(slug="quiet", user=make_user("bob"))
+    alice_client.post("/chat/lobby/")
     response = alice_client.get("/")
     assert response.status_code == 200
     assert [m.room.slug for m in response.context["memberships"]] == ["lobby"]
@@ -79,16 +79,20 @@ def test_index_form_refuses_bad_names(alice_client, name):
     assert not Room.objects.exists()
 
 
-def test_room_page_creates_the_room_and_carries_its_config(alice_client):
-    response = alice_client.get("/chat/lobby/")
-    assert response.status_code == 200
-    room = Room.objects.get(slug="lobby")
-    assert Membership.objects.filter(room=room, user__username="alice").exists()
+def config_of(response):
+    """Return the room page's JSON configuration."""
     html = response.content.decode()
     start = html.index('<script id="room-config" type="application/json">') + len(
         '<script id="room-config" type="application/json">'
     )
-    config = json.loads(html[start : html.index("</script>", start)])
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def test_room_page_carries_its_config(alice_client):
+    alice_client.post("/chat/lobby/")
+    response = alice_client.get("/chat/lobby/")
+    assert response.status_code == 200
+    config = config_of(response)
     assert config["slug"] == "lobby" and config["username"] == "alice" and config["wsPath"] == "/ws/chat/lobby/"
 
 
@@ -122,8 +126,8 @@ def test_index_form_creates_a_private_room(alice_client):
 
 def test_dm_opens_the_direct_room_once(alice_client, make_user):
     make_user("bob")
-    first = alice_client.get("/dm/bob/")
-    second = alice_client.get("/dm/bob/")
+    first = alice_client.post("/dm/bob/")
+    second = alice_client.post("/dm/bob/")
     assert first.status_code == 302 and first["Location"] == second["Location"]
     assert Room.objects.filter(is_direct=True).count() == 1
     page = alice_client.get(first["Location"])
@@ -132,6 +136,8 @@ def test_dm_opens_the_direct_room_once(alice_client, make_user):
 
 def test_dm_to_an_unknown_user_is_404(alice_client):
     assert alice_client.get("/dm/nobody/").status_code == 404
+    assert alice_client.post("/dm/nobody/").status_code == 404
+    assert alice_client.post("/dm/", {"username": "nobody"}).status_code == 404
     assert not Room.objects.exists()
 
 
@@ -193,3 +199,91 @@ def test_room_page_has_a_rooms_sidebar_with_unread_counts(client, make_user):
     html = response.content.decode()
     assert re.search(r'href="/chat/other/"\s+aria-current="page"', html)
     assert '1<span class="visually-hidden"> unread</span>' in html
+
+
+# Reading never writes: rooms and conversations open by POST (issue 17).
+
+
+def test_an_unknown_room_offers_a_create_form_and_creates_nothing(alice_client):
+    response = alice_client.get("/chat/new-room/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Create #new-room?" in html and 'method="post" action="/chat/new-room/"' in html
+    assert "csrfmiddlewaretoken" in html
+    assert not Room.objects.exists() and not Membership.objects.exists()
+
+
+def test_posting_the_create_form_creates_a_public_room_and_joins_it(alice_client):
+    response = alice_client.post("/chat/new-room/")
+    assert response.status_code == 302 and response["Location"] == "/chat/new-room/"
+    room = Room.objects.get(slug="new-room")
+    assert not room.is_private and room.created_by.username == "alice"
+    assert Membership.objects.filter(room=room, user__username="alice").exists()
+
+
+def test_the_create_form_needs_its_csrf_token(make_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("alice"))
+    assert client.post("/chat/new-room/").status_code == 403
+    assert client.post("/dm/", {"username": "alice"}).status_code == 403
+    assert not Room.objects.exists()
+
+
+def test_a_reserved_direct_slug_offers_no_create_form(alice_client):
+    response = alice_client.get("/chat/dm-1-2/")
+    assert response.status_code == 404 and "Create" not in response.content.decode()
+
+
+def test_reading_a_public_room_does_not_join_it(alice_client, make_user):
+    room, _ = services.room_create(slug="lobby", user=make_user("bob"))
+    response = alice_client.get("/chat/lobby/")
+    assert response.status_code == 200 and config_of(response)["lastReadSeq"] == 0
+    assert [m.room.slug for m in response.context["memberships"]] == []
+    assert [r.slug for r in response.context["public_rooms"]] == ["lobby"]
+    assert alice_client.get("/chat/lobby/messages/").status_code == 200
+    assert not Membership.objects.filter(user__username="alice").exists()
+
+
+def test_the_history_of_an_unknown_room_is_404_and_creates_nothing(alice_client):
+    response = alice_client.get("/chat/new-room/messages/")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert not Room.objects.exists()
+
+
+def test_a_dm_link_offers_a_post_form_and_creates_nothing(alice_client, make_user):
+    make_user("bob")
+    response = alice_client.get("/dm/bob/")
+    assert response.status_code == 200
+    assert 'method="post" action="/dm/bob/"' in response.content.decode()
+    assert not Room.objects.exists()
+
+
+def test_a_dm_link_goes_to_an_existing_conversation(alice_client, make_user):
+    room = services.room_open_direct(user=make_user("bob"), username="alice")
+    response = alice_client.get("/dm/bob/")
+    assert response.status_code == 302 and response["Location"] == f"/chat/{room.slug}/"
+
+
+def test_the_index_dm_form_posts(alice_client, make_user):
+    make_user("bob")
+    html = alice_client.get("/").content.decode()
+    assert re.search(r'<form method="post" action="/dm/"', html) and 'name="username"' in html
+    response = alice_client.post("/dm/", {"username": " bob "})
+    room = Room.objects.get(is_direct=True)
+    assert response.status_code == 302 and response["Location"] == f"/chat/{room.slug}/"
+    assert alice_client.post("/dm/", {"username": ""}).status_code == 400
+
+
+def test_room_member_links_open_dms_by_post(alice_client, make_user):
+    make_user("bob")
+    alice_client.post("/", {"name": "secret", "private": "on"})
+    alice_client.post("/chat/secret/members/", {"username": "bob", "action": "add"})
+    html = alice_client.get("/chat/secret/").content.decode()
+    assert 'href="/dm/bob/"' not in html and '<form method="post" action="/dm/bob/">' in html
+
+
+def test_members_of_an_unknown_room_is_404(alice_client):
+    assert alice_client.post("/chat/nowhere/members/", {"username": "bob", "action": "add"}).status_code == 404
+    assert not Room.objects.exists()
