@@ -33,7 +33,8 @@ const socket = new ChatSocket(config.wsPath, {
   onFrame: receive,
   onStatus: (state) => showStatus(byId("connection-status"), state),
   resumeSeq: () => history.resumeSeq,
-  onRemoved: removed,
+  onFinalClose: closedForGood,
+  heartbeatMs: config.heartbeatMs,
 });
 const history = new History({ messages, socket, button: byId("load-older"), scroller });
 const editor = new Editor({
@@ -88,6 +89,7 @@ function receive(frame) {
 }
 
 function welcome(frame) {
+  if (reloadForNewBuild(frame.build)) return;
   history.welcome(frame, socket.resumedAfter !== null);
   online.replace(frame.online);
   // Typing frames may have stopped while the page was away.
@@ -135,17 +137,58 @@ function deleteMessage({ id }) {
   if (!socket.send({ type: "delete", id })) notice.show("Not connected: the message was not deleted.");
 }
 
-// The close code of a session that ended; see docs/protocol.md.
-const SESSION_ENDED_CODE = 4401;
+// Remembers, for this tab, the build it last reloaded itself for.
+const RELOADED_FOR_KEY = "chat.reloadedForBuild";
 
-function removed(code) {
-  const text = code === SESSION_ENDED_CODE
-    ? "Your session ended (you logged out or it expired). Reload the page to log in again."
-    : "You were removed from this room.";
+/** Reload the page when the server runs another build than the one it was served by; return whether it does. */
+function reloadForNewBuild(build) {
+  if (typeof build !== "string" || !config.build || build === config.build) return false;
+  try {
+    // Once per build: a page still served by an old process (a deploy half done) must not reload in a loop.
+    if (sessionStorage.getItem(RELOADED_FOR_KEY) === build) return false;
+    sessionStorage.setItem(RELOADED_FOR_KEY, build);
+  } catch {
+    return false; // Without storage nothing stops a loop.
+  }
+  if (messages.unconfirmed().length > 0 || textarea.value.trim()) {
+    // A reload would lose what the user wrote: let them finish.
+    notice.show("A new version of the chat is out: reload the page once your message is sent.", { stay: true });
+    return false;
+  }
+  location.reload();
+  return true;
+}
+
+// Why the server closed for good, by close code (docs/protocol.md, Closing).
+const FINAL_TEXTS = new Map([
+  [4400, "This chat address is not valid."],
+  [4401, "Your session ended (you logged out or it expired)."],
+  [4403, "You no longer have access to this room."],
+  [4404, "This room does not exist (it may have been deleted)."],
+  [4429, "You have too many chat tabs open: close one."],
+]);
+const SESSION_ENDED_CODE = 4401;
+const TOO_MANY_SOCKETS_CODE = 4429;
+
+function closedForGood(code, detail) {
+  const text = code === TOO_MANY_SOCKETS_CODE && detail ? detail : FINAL_TEXTS.get(code) ?? "The chat closed this page's connection.";
+  const alert = byId("room-alert");
   notice.show(text, { stay: true });
+  if (code === SESSION_ENDED_CODE) {
+    alert.append(" ", link("Log in again", alert.dataset.loginUrl));
+  } else if (code === TOO_MANY_SOCKETS_CODE) {
+    alert.append(" Then ", link("reload this page", location.href), ".");
+  }
   editor.cancel();
   typing.clear();
   disableComposer(form);
+}
+
+function link(text, href) {
+  const anchor = document.createElement("a");
+  anchor.href = href;
+  anchor.textContent = text;
+  return anchor;
 }
 
 setupComposer(form, textarea, (body) => {

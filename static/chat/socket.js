@@ -1,13 +1,8 @@
-// The first retry is quick because most drops are blips (a deploy, a Wi-Fi hand-over).
-const FIRST_RETRY_MS = 500;
-const BACKOFF_FACTOR = 2;
-// Capped so that when a long outage ends, the page is back within seconds.
-const MAX_RETRY_MS = 15_000;
-// Random extra delay, as a share of the delay, so pages dropped together do not return together.
-const JITTER_RATIO = 0.3;
-// Close codes after which retrying is pointless: the server ended the user's
-// session (logout elsewhere, expiry, deactivation) or removed them from a private room.
-const FINAL_CODES = new Set([4401, 4403]);
+import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, pongTimeout, retryDelay } from "./backoff.js";
+
+// Close codes after which retrying is pointless (docs/protocol.md, Closing): a malformed URL, no login or an
+// ended session, no access to the room, no such room, too many sockets. Any other close is a drop: back off, resume.
+export const FINAL_CODES = new Set([4400, 4401, 4403, 4404, 4429]);
 
 /** A chat websocket that reopens itself after a drop, resuming after the last message seen. */
 export class ChatSocket {
@@ -16,19 +11,27 @@ export class ChatSocket {
   #attempt = 0;
   #retryTimer = null;
   #closed = false;
+  #pinger = null;
+  // Runs out when the handshake hangs, or when a ping stays unanswered: either way the connection is dead.
+  #deadline = null;
+  #awaitingPong = false;
+  // The last error frame of this connection: the server explains a final close with one.
+  #lastError = null;
 
   /**
-   * onFrame(frame) gets every decoded frame; onStatus(state) gets
-   * "connecting" | "connected" | "reconnecting" | "offline";
+   * onFrame(frame) gets every decoded frame but pong; onStatus(state) gets
+   * "connecting" | "connected" | "reconnecting" | "offline" | "closed";
    * resumeSeq() returns the seq to resume after, or 0 for a fresh start;
-   * onRemoved(code) runs when the server closed for good because the user lost access.
+   * onFinalClose(code, detail) runs when the server closed for good (FINAL_CODES), with the detail of its last error frame;
+   * heartbeatMs is the time between pings while welcomed.
    */
-  constructor(path, { onFrame, onStatus, resumeSeq, onRemoved }) {
+  constructor(path, { onFrame, onStatus, resumeSeq, onFinalClose, heartbeatMs = HEARTBEAT_MS }) {
     this.path = path;
-    this.onRemoved = onRemoved;
+    this.onFinalClose = onFinalClose;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
     this.resumeSeq = resumeSeq;
+    this.heartbeatMs = heartbeatMs > 0 ? heartbeatMs : HEARTBEAT_MS;
     // The seq this connection resumed after, or null when it started fresh.
     this.resumedAfter = null;
     window.addEventListener("offline", () => {
@@ -42,6 +45,7 @@ export class ChatSocket {
     this.#retryTimer = null;
     this.#closed = false;
     this.#ready = false;
+    this.#lastError = null;
     const after = this.resumeSeq();
     this.resumedAfter = after > 0 ? after : null;
     if (this.#attempt === 0) this.onStatus(navigator.onLine ? "connecting" : "offline");
@@ -55,6 +59,8 @@ export class ChatSocket {
     socket.addEventListener("close", (event) => {
       if (socket === this.#socket) this.#dropped(event.code);
     });
+    this.#stopHeartbeat();
+    this.#deadline = setTimeout(() => this.#abandon(), HANDSHAKE_TIMEOUT_MS);
   }
 
   /** Send a frame; return false when there is no welcomed connection to send it on. */
@@ -68,6 +74,7 @@ export class ChatSocket {
   close() {
     this.#closed = true;
     clearTimeout(this.#retryTimer);
+    this.#stopHeartbeat();
     this.#socket?.close();
     this.#socket = null;
   }
@@ -80,34 +87,72 @@ export class ChatSocket {
   }
 
   #receive(data) {
+    // Any frame at all proves the server alive, so that a busy room needs no pongs.
+    if (this.#awaitingPong) {
+      this.#awaitingPong = false;
+      clearTimeout(this.#deadline);
+    }
     let frame;
     try {
       frame = JSON.parse(data);
     } catch {
       return; // Not ours to crash on: the server only sends JSON.
     }
-    if (frame === null || typeof frame !== "object") return;
+    if (frame === null || typeof frame !== "object" || frame.type === "pong") return;
     if (frame.type === "welcome") {
       // Only a welcome proves the server is really back, so backoff resets here, not on open.
       this.#ready = true;
       this.#attempt = 0;
+      this.#startHeartbeat();
       this.onStatus(navigator.onLine ? "connected" : "offline");
+    } else if (frame.type === "error") {
+      this.#lastError = frame;
     }
     this.onFrame(frame);
+  }
+
+  #startHeartbeat() {
+    this.#stopHeartbeat();
+    this.#pinger = setInterval(() => this.#ping(), this.heartbeatMs);
+  }
+
+  #stopHeartbeat() {
+    clearInterval(this.#pinger);
+    clearTimeout(this.#deadline);
+    this.#pinger = null;
+    this.#awaitingPong = false;
+  }
+
+  #ping() {
+    // The deadline runs from the first unanswered ping: a background tab whose timers the browser slows pings late, not never.
+    if (!this.#awaitingPong) {
+      this.#awaitingPong = true;
+      this.#deadline = setTimeout(() => this.#abandon(), pongTimeout(this.heartbeatMs));
+    }
+    this.send({ type: "ping" });
+  }
+
+  #abandon() {
+    // A half-open connection may never fire "close": let go of it and reconnect as for a drop.
+    const socket = this.#socket;
+    if (socket === null) return;
+    this.#socket = null;
+    socket.close();
+    this.#dropped(null);
   }
 
   #dropped(code) {
     this.#socket = null;
     this.#ready = false;
+    this.#stopHeartbeat();
     if (this.#closed) return;
     if (FINAL_CODES.has(code)) {
       this.#closed = true;
       this.onStatus("closed");
-      this.onRemoved?.(code);
+      this.onFinalClose?.(code, this.#lastError?.detail);
       return;
     }
-    const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * BACKOFF_FACTOR ** this.#attempt);
-    const delay = base + Math.random() * base * JITTER_RATIO;
+    const delay = retryDelay(this.#attempt);
     this.#attempt += 1;
     this.onStatus(navigator.onLine ? "reconnecting" : "offline");
     this.#retryTimer = setTimeout(() => this.open(), delay);
