@@ -17,7 +17,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import clients
-from chat.tests.servers import PROJECT_DIR, Server, manage, project_env, start_on_a_free_port, start_redis
+from chat.tests.servers import (
+    PROJECT_DIR, Server, manage, project_env, rooms_create, start_on_a_free_port, start_redis,
+)
 
 APPS = {
     "project": "myproject.asgi:application",
@@ -56,6 +58,7 @@ class Bench(contextlib.ExitStack):
             REDIS_URL=self.redis_url, DATABASE_URL=database_url, ALLOWED_HOSTS="127.0.0.1,localhost",
             # The load generator is a deliberate flood: lift the per-user abuse limits, nothing else.
             CHAT_MESSAGE_RATE="1000000/1", CHAT_ROOM_CREATION_RATE="1000000/1",
+            CHAT_HANDSHAKE_RATE="1000000/1",
         )
 
     def sqlite(self):
@@ -89,6 +92,10 @@ class Bench(contextlib.ExitStack):
             env=self.env(database_url), capture_output=True, text=True, timeout=600, check=True,
         )
         return json.loads(result.stdout)
+
+    def rooms(self, slugs, database_url):
+        """Create the project's rooms `slugs` (its sockets join rooms but never create them)."""
+        rooms_create(slugs, env=self.env(database_url))
 
     def serve(self, app, database_url):
         """Start the bench's server serving `app` the way production runs it; return the Server, stopped at the end."""
@@ -294,6 +301,8 @@ def room_scenario(bench, *, apps, sizes, loads, senders, deliveries, processes, 
     for size, app in itertools.product(sizes, apps):
         server = bench.serve(app, database)
         room = next(bench.names)
+        if app == "project":
+            bench.rooms([room], database)
         specs = [{"index": i, "url": url_of(server, app, room), "room": 0, "sender": i if i < senders else None,
                   "cookie": sessions[i] if app == "project" else None} for i in range(size)]
         fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)
@@ -325,6 +334,7 @@ def rooms_scenario(bench, *, database_server, rooms, members, rate, seconds, ser
     sessions = bench.accounts(total, database)
     daphnes = [bench.serve("project", database) for _ in range(servers)]
     prefix = next(bench.names)
+    bench.rooms([f"{prefix}_{n}" for n in range(rooms)], database)
     # Sockets alternate between the server processes, as behind a round-robin proxy; shifting each room's
     # start by one spreads the senders (each room's first member) too.
     specs = [{"index": i, "url": url_of(daphnes[(i + i // members) % servers], "project", f"{prefix}_{i // members}"),
@@ -383,6 +393,8 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
     for app in apps:
         server = bench.serve(app, database or bench.sqlite())
         prefix = next(bench.names)
+        if app == "project":
+            bench.rooms([f"{prefix}_{n}" for n in range(math.ceil(sockets / room_size))], database)
         specs = [{"index": i, "url": url_of(server, app, f"{prefix}_{i // room_size}"), "room": i // room_size,
                   "cookie": sessions[i] if app == "project" else None} for i in range(sockets)]
         fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)

@@ -13,10 +13,13 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat.outages import Outage
+
 ROOM_FRAME = "room.frame"
 USERS_GROUP = "chat.users"
 
 logger = logging.getLogger(__name__)
+layer_outage = Outage("the channel layer (broadcasts)", logger)
 
 
 def room_group(room_id):
@@ -77,8 +80,11 @@ def _start_send(group, event, sends):
 async def _send_logged(group, event):
     try:
         await get_channel_layer().group_send(group, event)
-    except Exception:  # noqa: BLE001 - as robust on_commit does: logged, the write stands
-        logger.exception("Could not send %s to %s after commit", event.get("type"), group)
+    except Exception as error:  # noqa: BLE001 - as robust on_commit does: logged, the write stands
+        # Members heal the gap from history; one line per outage, not per message.
+        layer_outage.failed(error)
+    else:
+        layer_outage.worked()
 
 
 def sending_on_loop(func):
@@ -102,5 +108,10 @@ def sending_on_loop(func):
 
 
 async def room_send(room_id, text, *, skip_user=None):
-    """Send an ephemeral encoded frame (typing, presence) to a room's sockets now."""
-    await get_channel_layer().group_send(room_group(room_id), room_event(room_id, text, skip_user=skip_user))
+    """Send an ephemeral encoded frame (typing, presence) to a room's sockets now, if the layer takes it."""
+    try:
+        await get_channel_layer().group_send(room_group(room_id), room_event(room_id, text, skip_user=skip_user))
+    except Exception as error:  # noqa: BLE001 - ephemeral: a lost typing or presence frame is only late news
+        layer_outage.failed(error)
+    else:
+        layer_outage.worked()

@@ -20,9 +20,12 @@ from channels.layers import get_channel_layer
 
 from chat import protocol
 from chat.broadcast import ROOM_FRAME, USERS_GROUP, room_group
+from chat.outages import Outage
 from chat.wire import text_frame
 
 logger = logging.getLogger(__name__)
+# One WARNING when the layer goes, one INFO when it is back, for every hub of the process.
+layer_outage = Outage("the channel layer", logger)
 
 # Layers expire group memberships (channels' default group_expiry is a day);
 # renewing well inside that keeps a long-lived room subscribed.
@@ -37,11 +40,15 @@ PROBE = "hub.probe"
 USER_HANDLERS = {"user.frame": "user_frame", "room.removed": "room_removed", "session.revoked": "session_revoked"}
 
 
+class LinkLost(Exception):
+    """The channel layer could not subscribe a socket: the client should reconnect later (4012)."""
+
+
 class RoomHub:
     """One process's subscriptions to room groups and the users group, and the local sockets of each.
 
-    Sockets must have a user_id and offer room_frame(event), close(code=...)
-    and a method for each of USER_HANDLERS. When the layer
+    Sockets must have a user_id and offer room_frame(event), close(code=...),
+    drop_if_peer_closed() and a method for each of USER_HANDLERS. When the layer
     stops delivering, every local socket is closed (4012, or 4011 when the hub
     itself failed) so that clients reconnect and resume with ?after=; none is
     left open but deaf.
@@ -57,7 +64,17 @@ class RoomHub:
         self.probe = None
 
     async def join(self, room_id, socket):
-        """Add a socket to a room; once this returns, every frame sent to the room reaches it."""
+        """Add a socket to a room; once this returns, every frame sent to the room reaches it.
+
+        Raise LinkLost when the layer cannot subscribe (it is down).
+        """
+        try:
+            await self._join(room_id, socket)
+        except Exception as error:
+            layer_outage.failed(error)
+            raise LinkLost(str(error)) from error
+
+    async def _join(self, room_id, socket):
         async with self.lock:
             if self.channel is None:
                 channel = await self.layer.new_channel("chat.hub.")
@@ -95,6 +112,9 @@ class RoomHub:
     async def _read(self):
         try:
             await self._deliver(self.channel)
+        except (OSError, ConnectionError, *redis_errors()) as error:
+            layer_outage.failed(error)
+            await self.reset(protocol.CLOSE_LINK_LOST)
         except Exception:
             logger.exception("the room hub's reader failed; closing its sockets")
             await self.reset(protocol.CLOSE_SERVER_FAILED)
@@ -121,6 +141,7 @@ class RoomHub:
                     await getattr(socket, handler)(event)
                 except Exception:
                     # One broken socket must not keep the event from the others.
+                    # (Sockets drop frames quietly while they close: this is a real error.)
                     logger.exception("could not deliver a %s event", kind)
 
     async def _renew(self):
@@ -132,15 +153,25 @@ class RoomHub:
     async def _watch(self):
         while True:
             await asyncio.sleep(PROBE_SECONDS)
+            self.drop_closed_peers()
             self.probe = asyncio.get_running_loop().create_future()
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT):
                     await self.layer.send(self.channel, {"type": PROBE})
                     await self.probe
-            except Exception:
-                logger.warning("the channel layer did not deliver the hub's probe; closing its sockets", exc_info=True)
+            except Exception as error:
+                layer_outage.failed(error if str(error) else TimeoutError("the hub's probe did not come back"))
                 await self.reset(protocol.CLOSE_LINK_LOST)
                 return
+            layer_outage.worked()
+
+    def drop_closed_peers(self):
+        """Let go of sockets whose clients closed but that daphne holds until they read what is queued."""
+        # A client that stopped reading and then closed is never told apart
+        # by daphne: its disconnect waits for a write buffer that never drains.
+        for sockets in tuple(self.rooms.values()):
+            for socket in tuple(sockets):
+                socket.drop_if_peer_closed()
 
     async def reset(self, code):
         """Close every local socket with `code` and drop the subscriptions; the next join starts afresh."""
@@ -153,6 +184,8 @@ class RoomHub:
         for sockets in rooms.values():
             for socket in sockets:
                 try:
+                    # Sockets still in their handshake are accepted and closed
+                    # with the code too: a refused handshake would read as "not allowed".
                     await socket.close(code=code)
                 except Exception:
                     logger.exception("could not close a socket of the room hub")
@@ -164,6 +197,15 @@ class RoomHub:
                 await asyncio.wait_for(self.layer.group_discard(group, channel), PROBE_TIMEOUT)
             except Exception:
                 pass
+
+
+def redis_errors():
+    """Return the exceptions of a Redis that is unreachable (none without redis-py)."""
+    try:
+        import redis.exceptions
+    except ImportError:
+        return ()
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 _hubs = weakref.WeakKeyDictionary()

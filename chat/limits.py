@@ -14,7 +14,10 @@ from functools import cache
 
 from django.conf import settings
 
+from chat.outages import Outage
+
 logger = logging.getLogger(__name__)
+redis_outage = Outage("Redis (limits)", logger)
 # A Redis that does not answer must not hold a message (or a login) for long.
 REDIS_TIMEOUT_SECONDS = 2
 PREFIX = "chat:limit"
@@ -108,10 +111,12 @@ def _unless_redis_fails(count):
     import redis.exceptions
 
     try:
-        return count()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-        logger.warning("limits: Redis unreachable; not counting", exc_info=True)
+        result = count()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+        redis_outage.failed(error)
         return 0, 0.0
+    redis_outage.worked()
+    return result
 
 
 class LimitExceeded(Exception):

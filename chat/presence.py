@@ -22,9 +22,10 @@ from django.utils.module_loading import import_string
 
 from chat import protocol
 from chat.broadcast import room_send
-
+from chat.outages import Outage
 
 logger = logging.getLogger(__name__)
+redis_outage = Outage("Redis (presence)", logger)
 # A Redis that does not answer must not hold a socket's connect or close for long.
 REDIS_TIMEOUT_SECONDS = 5
 # Heartbeats of hundreds of sockets overlap: past this many connections they
@@ -41,15 +42,16 @@ def _unless_redis_fails(default):
             import redis.exceptions
 
             try:
-                return await method(*args, **kwargs)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
-                logger.warning("presence: Redis unreachable in %s", method.__name__, exc_info=True)
+                result = await method(*args, **kwargs)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+                redis_outage.failed(error)
                 return default
+            redis_outage.worked()
+            return result
 
         return tolerant
 
     return decorate
-
 
 
 class BasePresence:

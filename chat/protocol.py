@@ -22,17 +22,25 @@ NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 TOO_MANY_SOCKETS = "too_many_sockets"
 
-# Close codes sent by the server (4000-4999 are the application's own).
-CLOSE_POLICY = 1008
-# The server failed, or lost its broadcast link (the channel layer): reconnect
-# and resume with ?after=. They stand for 1011 and 1012, which daphne (autobahn)
-# does not let an application send.
+# Close codes sent by the server: all in 4000-4999, because autobahn refuses
+# an application's 1008, 1011 and 1012 (it raises, and the socket is lost).
+# Retryable: reconnect after a jittered backoff and resume.
+# The user went on sending past CHAT_FLOOD_FACTOR times a limit. It stands for 1008.
+CLOSE_POLICY = 4008
+# The server failed, or lost its broadcast link (the channel layer). They stand for 1011 and 1012.
 CLOSE_SERVER_FAILED = 4011
 CLOSE_LINK_LOST = 4012
-# Too many handshakes at once (a crowd reconnecting): back off and retry. It stands for 1013.
+# Too many handshakes at once, or from one address: back off and retry. It stands for 1013.
 CLOSE_BUSY = 4013
+# Final: the page must not reconnect.
+# The socket URL is malformed (slug, ?after=).
+CLOSE_INVALID = 4400
+# Not logged in, or the login session ended.
 CLOSE_SESSION_ENDED = 4401
+# Not allowed in the room (private), or removed from it.
 CLOSE_REMOVED = 4403
+# No such room.
+CLOSE_NOT_FOUND = 4404
 CLOSE_TOO_MANY_SOCKETS = 4429
 
 
@@ -78,6 +86,11 @@ class Typing:
 @dataclass(frozen=True)
 class Read:
     seq: int
+
+
+@dataclass(frozen=True)
+class Ping:
+    pass
 
 
 def _is_int(value):
@@ -177,6 +190,7 @@ PARSERS = {
     "delete": lambda data: Delete(id=parse_seq(data.get("id"), "id")),
     "typing": lambda data: Typing(),
     "read": lambda data: Read(seq=parse_seq(data.get("seq"), "seq")),
+    "ping": lambda data: Ping(),
 }
 
 
@@ -223,20 +237,63 @@ def message_data(message):
     }
 
 
-def welcome_frame(*, room, user, messages, has_more, online, last_read_seq):
-    """Build the frame a socket receives when it opens."""
-    return encode(
-        {
-            "type": "welcome",
-            "version": VERSION,
-            "room": {"slug": room.slug, "name": room.name, "private": room.is_private},
-            "user": {"id": user.id, "username": user.username},
-            "messages": [message_data(message) for message in messages],
-            "has_more": has_more,
-            "online": online,
-            "last_read_seq": last_read_seq,
-        }
-    )
+def _with_messages(head, messages, *, has_more, keep, max_bytes):
+    """Return (the JSON text of frame `head` with as many whole `messages` as fit in `max_bytes` of UTF-8, those messages).
+
+    The messages are oldest first; `keep` says which end of them stays when
+    they do not all fit ("newest" for a page back in time, "oldest" for a page
+    forward), and then `has_more` becomes true: the client asks for the rest.
+    """
+    parts = [encode(message_data(message)) for message in messages]
+    text = encode(head)
+    # The head, the messages' brackets and commas, and the longest has_more.
+    budget = max_bytes - len(text.encode("utf-8")) - len(',"messages":[],"has_more":false')
+    sizes = [len(part) if part.isascii() else len(part.encode("utf-8")) for part in parts]
+    order = range(len(parts) - 1, -1, -1) if keep == "newest" else range(len(parts))
+    chosen = []
+    for i in order:
+        budget -= sizes[i] + 1
+        if budget < 0:
+            has_more = True
+            break
+        chosen.append(i)
+    chosen.sort()
+    body = ",".join(parts[i] for i in chosen)
+    text = f'{text[:-1]},"messages":[{body}],"has_more":{"true" if has_more else "false"}}}'
+    return text, [messages[i] for i in chosen]
+
+
+def _fit_names(names, max_bytes):
+    """Return the first of the sorted `names` whose JSON fits in `max_bytes`."""
+    fitted, size = [], 2
+    for name in names:
+        size += len(encode(name).encode("utf-8")) + 1
+        if size > max_bytes:
+            break
+        fitted.append(name)
+    return fitted
+
+
+def welcome_frame(*, room, user, messages, has_more, online, last_read_seq, build, resumed,
+                  max_bytes=MAX_FRAME_BYTES):
+    """Return (the frame a socket receives when it opens, within `max_bytes`; the messages it carries).
+
+    A resumed socket's messages are the oldest after its seq, a fresh one's the
+    latest; the online list takes at most a quarter of the frame (`online_count` says how many).
+    """
+    online_shown = _fit_names(online, max_bytes // 4)
+    head = {
+        "type": "welcome",
+        "version": VERSION,
+        "build": build,
+        "room": {"slug": room.slug, "name": room.name, "private": room.is_private},
+        "user": {"id": user.id, "username": user.username},
+        "online": online_shown,
+        "online_count": len(online),
+        "last_read_seq": last_read_seq,
+    }
+    keep = "oldest" if resumed else "newest"
+    return _with_messages(head, messages, has_more=has_more, keep=keep, max_bytes=max_bytes)
 
 
 def message_frame(message):
@@ -274,9 +331,17 @@ def notification_frame(message):
     return encode({"type": "notification", "room": message.room.slug, "message": message_data(message)})
 
 
-def history_frame(messages, has_more):
-    """Build the answer to a history request."""
-    return encode({"type": "history", "messages": [message_data(m) for m in messages], "has_more": has_more})
+def history_frame(messages, has_more, *, forward=False, max_bytes=MAX_FRAME_BYTES):
+    """Build the answer to a history request within `max_bytes`: a page `forward` (after a seq) keeps its oldest."""
+    text, _ = _with_messages(
+        {"type": "history"}, messages, has_more=has_more, keep="oldest" if forward else "newest", max_bytes=max_bytes
+    )
+    return text
+
+
+def pong_frame():
+    """Build the answer to a client's ping."""
+    return encode({"type": "pong"})
 
 
 def error_frame(code, detail, client_id=None, retry_after=None):

@@ -231,6 +231,8 @@ CHAT_PRESENCE_BACKEND = os.environ.get(
 )
 CHAT_PRESENCE_HEARTBEAT = float(os.environ.get("CHAT_PRESENCE_HEARTBEAT", "15"))
 CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "45"))
+# Seconds between the pings a room page sends; it reconnects after about 2.2 of them without a frame back.
+CHAT_HEARTBEAT_SECONDS = float(os.environ.get("CHAT_HEARTBEAT_SECONDS", "25"))
 
 
 def env_rate(name, default):
@@ -242,27 +244,54 @@ def env_rate(name, default):
 # Threads (each with its own database connection) that run a server process's
 # ORM calls in parallel; SQLite always uses one. Count them in PostgreSQL's max_connections.
 CHAT_DATABASE_THREADS = int(os.environ.get("CHAT_DATABASE_THREADS", "8"))
+_networked_database = DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3"
+# Seconds a database call may take before its caller (a sender) is answered `unavailable`; 0: no bound.
+# SQLite waits up to 20 s for its write lock by design, so by default only a database over the network is bounded.
+CHAT_DATABASE_CALL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_CALL_TIMEOUT", "2" if _networked_database else "0"))
+# Seconds calls fail at once after one could not reach the database, before one call tries it again (chat/dbhealth.py).
+CHAT_DATABASE_RETRY_SECONDS = float(os.environ.get("CHAT_DATABASE_RETRY_SECONDS", "1"))
+CHAT_DATABASE_POOL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_POOL_TIMEOUT", "2"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI Django closes its connection after every call (persistent
     # connections are unsafe there); a pool turns that close into a return
     # instead of a new server backend (6 ms each on a 2-core machine), so a
     # reconnect storm is not also a connect storm. Each thread holds at most one
     # connection: the database threads, the one thread of sessions and pages, spare.
+    # A call waits at most CHAT_DATABASE_POOL_TIMEOUT seconds for a connection.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 2, "max_size": CHAT_DATABASE_THREADS + 2, "timeout": 10,
+        "min_size": 2, "max_size": CHAT_DATABASE_THREADS + 2, "timeout": CHAT_DATABASE_POOL_TIMEOUT,
     }
     # The pool then checks each connection it hands out (one empty round trip),
     # so that connections broken by a database restart do not each fail a call.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A partition that drops packets leaves a connection open and silent: a connect then hangs until
+    # connect_timeout, and a query until the kernel gives up on unacknowledged data (tcp_user_timeout)
+    # or on unanswered keepalives, instead of retransmitting for 15 minutes (or, for a query sent and
+    # acknowledged but unanswered, forever). libpq takes whole seconds, and milliseconds for the last.
+    statement_ms = round(float(os.environ.get("CHAT_DATABASE_STATEMENT_TIMEOUT", "5")) * 1000)
+    network_options = {
+        "connect_timeout": int(os.environ.get("CHAT_DATABASE_CONNECT_TIMEOUT", "2")),
+        "options": f"-c statement_timeout={statement_ms}",
+        "keepalives": 1,
+        "keepalives_idle": int(os.environ.get("CHAT_DATABASE_KEEPALIVE_IDLE", "5")),
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(float(os.environ.get("CHAT_DATABASE_TCP_USER_TIMEOUT", "10")) * 1000),
+    }
+    # Values given in DATABASE_URL's query string win.
+    DATABASES["default"]["OPTIONS"] = {**network_options, **DATABASES["default"]["OPTIONS"]}
 
 # Abuse limits (chat/limits.py), each "COUNT/SECONDS"; see docs/security.md.
 CHAT_MESSAGE_RATE = env_rate("CHAT_MESSAGE_RATE", "20/10")  # per user, all sockets
-# A socket that goes on sending past this many times the message limit is closed (1008).
+# Edits and deletes together, per user, all sockets.
+CHAT_CHANGE_RATE = env_rate("CHAT_CHANGE_RATE", "20/10")
+# A socket that goes on sending or changing past this many times its limit is closed (4008).
 CHAT_FLOOD_FACTOR = int(os.environ.get("CHAT_FLOOD_FACTOR", "3"))
 CHAT_TYPING_RATE = env_rate("CHAT_TYPING_RATE", "2/1")  # per user
 CHAT_ROOM_CREATION_RATE = env_rate("CHAT_ROOM_CREATION_RATE", "10/3600")  # per user
 CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per username, and 4x per address
 CHAT_SIGNUP_RATE = env_rate("CHAT_SIGNUP_RATE", "5/3600")  # per address
+CHAT_HANDSHAKE_RATE = env_rate("CHAT_HANDSHAKE_RATE", "60/10")  # websocket handshakes per address, per process
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
 # Keep equal to daphne's --websocket-max-message-size (deploy/, Makefile).
 CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))

@@ -85,6 +85,7 @@ async def soak(duration, users, rooms):
         with Cluster(directory, database) as cluster:
             names = await asyncio.to_thread(cluster.users, [f"soak{i}" for i in range(users)])
             room_names = [f"soak-{i}" for i in range(rooms)]
+            await asyncio.to_thread(cluster.rooms, room_names)
             memory_start = [cluster.memory_kib(i) for i in range(2)]
             keys_start = cluster.redis_client().dbsize()
             totals = Totals()

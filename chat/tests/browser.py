@@ -76,7 +76,7 @@ class LiveApp:
             "from chat.models import Message\n"
             f"for author, body, *at in {[tuple(message) for message in messages]!r}:\n"
             "    user = get_user_model().objects.get(username=author)\n"
-            f"    room, _ = services.room_open(slug={slug!r}, user=user)\n"
+            f"    room, _ = services.room_create(slug={slug!r}, user=user)\n"
             "    message, _ = services.message_create(room=room, author=user, body=body)\n"
             "    if at:\n"
             "        Message.objects.filter(pk=message.pk).update(created_at=parse_datetime(at[0]))\n"
@@ -137,6 +137,23 @@ def redis_app(tmp_path_factory, live_database, static_root, browser_users, redis
 
 
 @pytest.fixture
+def app_with(tmp_path_factory, live_database, static_root, browser_users):
+    """Return a factory of apps, each in its own daphne with the given settings, stopped after the test."""
+    started = []
+
+    def app_with(**settings):
+        live = _serve(tmp_path_factory, live_database, static_root, "tuned", **{k: str(v) for k, v in settings.items()})
+        started.append(live)
+        return live
+
+    try:
+        yield app_with
+    finally:
+        for live in started:
+            live.stop()
+
+
+@pytest.fixture
 def room():
     """Return a room slug no other test uses."""
     return f"web-{next(_rooms)}"
@@ -165,8 +182,9 @@ def log_in(page, username, password=PASSWORD):
 
 
 def enter_room(page, slug):
-    """Open a room's page and wait until its socket is welcomed."""
-    page.goto(f"/chat/{slug}/")
+    """Open a room's page, creating the room with its form when it is new, and wait until its socket is welcomed."""
+    if page.goto(f"/chat/{slug}/").status == 404:
+        page.get_by_role("button", name="Create room").click()
     expect(page.locator("#connection-status")).to_have_text("Connected")
 
 

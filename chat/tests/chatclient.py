@@ -9,8 +9,8 @@ import random
 
 import websockets.exceptions
 
-# The page stops reconnecting on these: the session ended, or the user was removed.
-FINAL_CLOSE_CODES = {4401, 4403}
+# The page stops reconnecting on these (docs/protocol.md, Closing): bad URL, no login, no access, no room, too many sockets.
+FINAL_CLOSE_CODES = {4400, 4401, 4403, 4404, 4429}
 _client_ids = itertools.count(1)
 
 

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import redis
 
-from chat.tests.servers import WebClient, manage, project_env, start_daphne, start_redis, users_create
+from chat.tests.servers import WebClient, manage, project_env, rooms_create, start_daphne, start_redis, users_create
 
 # Generous limits: these runs are about faults, not about the abuse limits.
 TEST_LIMITS = {
     "CHAT_MESSAGE_RATE": "100000/1",
     "CHAT_TYPING_RATE": "100000/1",
+    "CHAT_CHANGE_RATE": "100000/1",
+    "CHAT_HANDSHAKE_RATE": "100000/1",
     "CHAT_ROOM_CREATION_RATE": "100000/1",
     "CHAT_LOGIN_FAILURE_RATE": "100000/1",
     "CHAT_SIGNUP_RATE": "100000/1",
@@ -79,6 +81,10 @@ class Cluster:
         """Create users (hashed as the servers expect) and return them."""
         users_create(usernames, env=self.env)
         return list(usernames)
+
+    def rooms(self, slugs):
+        """Create public rooms for the clients to join."""
+        rooms_create(slugs, env=self.env)
 
     def login(self, username, first=0):
         """Return one logged-in WebClient per server, starting with server `first` (the failover order)."""

@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.test import Client
 
 from myproject.asgi import application
@@ -35,6 +36,19 @@ def logged_in_client(user):
     return client
 
 
+def room_ensure(slug, user):
+    """Create the public room `slug` (by `user`) unless it exists or the slug is not a room's."""
+    from chat.models import Room, validate_room_slug
+    from chat.services import DIRECT_SLUG
+
+    try:
+        validate_room_slug(slug)
+    except ValidationError:
+        return
+    if not DIRECT_SLUG.fullmatch(slug):
+        Room.objects.get_or_create(slug=slug, defaults={"name": slug, "created_by": user})
+
+
 def session_cookie(client):
     """Return the session cookie header of a logged-in test client."""
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
@@ -45,8 +59,13 @@ async def connect():
     """Return an async factory of connected communicators; disconnects them all at the end."""
     opened = []
 
-    async def open_socket(user=None, slug="lobby", *, query="", origin=ORIGIN, expect_welcome=True, client=None):
-        headers = [(b"origin", origin.encode())] if origin else []
+    async def open_socket(user=None, slug="lobby", *, query="", origin=ORIGIN, expect_welcome=True, client=None,
+                          create=True):
+        # The Origin must be the page's own: the one of the Host the request names.
+        headers = [(b"host", b"localhost")] + ([(b"origin", origin.encode())] if origin else [])
+        if user is not None and create:
+            # Sockets join rooms but never create them; most tests want a public room that is there.
+            await database_sync_to_async(room_ensure)(slug, user)
         if user is not None and client is None:
             client = await database_sync_to_async(logged_in_client)(user)
         if client is not None:

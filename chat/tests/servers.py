@@ -147,11 +147,26 @@ def users_create(usernames, *, env):
     manage("shell", "-c", code, env=env)
 
 
+def rooms_create(slugs, *, env, by=None, private=False):
+    """Create rooms in the database `env` points to, `by` the named user if any (sockets join rooms, never create them)."""
+    code = (
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.models import Room, Membership\n"
+        f"user = get_user_model().objects.get(username={by!r}) if {by!r} else None\n"
+        f"for slug in {list(slugs)!r}:\n"
+        f"    room, _ = Room.objects.get_or_create(slug=slug, defaults={{'name': slug, 'created_by': user, 'is_private': {private!r}}})\n"
+        "    if user: Membership.objects.get_or_create(room=room, user=user)\n"
+    )
+    manage("shell", "-c", code, env=env)
+
+
 # Tests that are not about the abuse limits must not trip them; the ones that
 # are pass their own values in `env`.
 UNLIMITED = {
     "CHAT_MESSAGE_RATE": "1000000/1",
     "CHAT_TYPING_RATE": "1000000/1",
+    "CHAT_CHANGE_RATE": "1000000/1",
+    "CHAT_HANDSHAKE_RATE": "1000000/1",
     "CHAT_ROOM_CREATION_RATE": "1000000/1",
     "CHAT_MAX_SOCKETS_PER_USER": "1000000",
 }

@@ -1,13 +1,16 @@
 """The chat in real Chromium against the real app: daphne, SQLite or PostgreSQL, and once Redis."""
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from chat.tests.browser import (  # noqa: F401 (fixtures)
-    app, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
+    app, app_with, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
     redis_app, room, send, static_root,
 )
 from chat.tests.servers import PASSWORD, PROJECT_DIR
@@ -243,11 +246,101 @@ def test_a_non_member_cannot_open_a_private_room(app, open_page, room):
     expect(dmitri.locator("#messages")).to_have_count(0)
 
 
+def test_opening_an_unknown_room_asks_before_creating_it(app, open_page, room):
+    ada = open_page(app, "ada")
+    response = ada.goto(f"/chat/{room}/")
+    assert response.status == 404
+    expect(ada.get_by_role("heading", name=f"Create #{room}?")).to_be_visible()
+    expect(ada.locator("#messages")).to_have_count(0)
+    ada.get_by_role("button", name="Create room").click()
+    expect(ada.get_by_role("heading", name=room)).to_be_visible()
+    expect(ada.locator("#connection-status")).to_have_text("Connected")
+    ada.goto("/")
+    expect(ada.locator(".room-list").first).to_contain_text(room)
+
+
+
+def wait_until(page, condition, timeout=10.0):
+    """Let the page run until condition() holds (Playwright delivers its events meanwhile), or fail."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not hold in time"
+        page.wait_for_timeout(100)
+
+
+def test_a_page_notices_a_frozen_server_by_its_heartbeat_and_comes_back(app_with, open_page, room):
+    live = app_with(CHAT_HEARTBEAT_SECONDS=1)
+    ada = open_page(live, "ada")
+    sockets, pongs = [], []
+
+    def watch(socket):
+        sockets.append(socket)
+        socket.on("framereceived", lambda payload: pongs.append(payload) if '"pong"' in str(payload) else None)
+
+    ada.on("websocket", watch)
+    enter_room(ada, room)
+    status = ada.locator("#connection-status")
+    # Answered pings keep a quiet connection open: still the first socket after several intervals.
+    wait_until(ada, lambda: len(pongs) >= 3)
+    expect(status).to_have_text("Connected")
+    assert len(sockets) == 1
+    expect(ada.locator("#room-alert")).to_be_hidden()
+
+    # Frozen, daphne keeps its sockets open (the kernel still acknowledges) but answers nothing: a half-open connection.
+    pid = live.server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        frozen_at = time.monotonic()
+        expect(status).to_have_text("Reconnecting…", timeout=10_000)
+        # Two intervals of silence and a little more, not daphne's close or the browser's.
+        assert time.monotonic() - frozen_at < 6
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    expect(status).to_have_text("Connected")
+    assert len(sockets) >= 2
+    send(ada, "after the freeze")
+    expect(ada.locator("#messages > .message[data-seq='1']")).to_contain_text("after the freeze")
+
+
+def test_a_tab_over_the_socket_limit_says_why_and_does_not_reconnect(app_with, open_page, room):
+    live = app_with(CHAT_MAX_SOCKETS_PER_USER=1)
+    first = open_page(live, "ada")
+    enter_room(first, room)
+    second = open_page(live, "ada")
+    sockets = []
+    second.on("websocket", lambda socket: sockets.append(socket))
+    second.goto(f"/chat/{room}/")
+
+    expect(second.locator("#connection-status")).to_have_text("Disconnected")
+    alert = second.locator("#room-alert")
+    expect(alert).to_contain_text("You have 1 sockets open already; close a tab")
+    expect(alert.get_by_role("link", name="reload this page")).to_be_visible()
+    expect(second.get_by_label("Message", exact=True)).to_be_disabled()
+    # Longer than any first retry waits (FIRST_RETRY_MS, 500 ms): a retrying page would have opened a second socket.
+    second.wait_for_timeout(1500)
+    assert len(sockets) == 1
+    expect(alert).to_be_visible()
+    expect(first.locator("#connection-status")).to_have_text("Connected")
+
+
 SIZES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 
-def test_screenshots_of_a_room(app, open_page):
-    """Save the room page at desktop and phone width, light and dark, into docs/screenshots/."""
+def screenshots_dir(tmp_path):
+    """Return docs/screenshots/ under SCREENSHOTS=1, else a temporary directory, so a plain run leaves the tree clean."""
+    return SCREENSHOTS if os.environ.get("SCREENSHOTS") == "1" else tmp_path / "screenshots"
+
+
+def png_size(path):
+    """Return the (width, height) in the header of the PNG file at `path`."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_screenshots_of_a_room(app, open_page, tmp_path):
+    """Take the room page at desktop and phone width, light and dark; into docs/screenshots/ under SCREENSHOTS=1."""
+    shots = screenshots_dir(tmp_path)
     slug = "design-review"
     app.seed(slug, [
         ("chloe", "Morning all! Here are the mock-ups for the new sign-up page: https://example.com/mockups/signup",
@@ -261,7 +354,7 @@ def test_screenshots_of_a_room(app, open_page):
     ])
     bruno = open_page(app, "bruno")
     enter_room(bruno, slug)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     for size, viewport in SIZES.items():
         # Each page opens with Ada having read up to her own (edited) message, so the "New messages" divider shows.
         app.shell(
@@ -284,5 +377,7 @@ def test_screenshots_of_a_room(app, open_page):
             bruno.get_by_label("Message", exact=True).press_sequentially("ok")
             expect(ada.locator("#typing")).to_have_text("bruno is typing…")
             bruno.get_by_label("Message", exact=True).fill("")
-            ada.screenshot(path=SCREENSHOTS / f"room-{size}-{scheme}.png")
+            shot = shots / f"room-{size}-{scheme}.png"
+            ada.screenshot(path=shot)
+            assert png_size(shot) == (viewport["width"], viewport["height"])
         ada.context.close()

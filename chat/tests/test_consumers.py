@@ -21,10 +21,24 @@ def stored_count():
     return Message.objects.count()
 
 
-async def test_anonymous_handshake_is_refused(connect):
-    socket = await connect(None)
-    assert not socket.connected
+async def refused(socket, error, code):
+    """Assert that a socket was accepted only to say `error` and close with `code` (so the page can stop retrying)."""
+    assert socket.connected
+    assert (await socket.receive_json_from(timeout=5))["code"] == error
+    assert await socket.receive_output(timeout=5) == {"type": "websocket.close", "code": code}
+    socket.connected = False
+
+
+async def test_anonymous_handshake_is_closed_with_4401(connect):
+    socket = await connect(None, expect_welcome=False)
+    await refused(socket, "forbidden", 4401)
     assert not await database_sync_to_async(Room.objects.exists)()
+
+
+async def test_an_unknown_room_is_closed_with_4404_and_not_created(connect, make_user):
+    user = await database_sync_to_async(make_user)()
+    await refused(await connect(user, slug="typo", create=False, expect_welcome=False), "not_found", 4404)
+    assert not await database_sync_to_async(Room.objects.filter(slug="typo").exists)()
 
 
 @pytest.mark.parametrize("origin", ["http://evil.example", ""])
@@ -35,17 +49,15 @@ async def test_foreign_or_missing_origin_is_refused(connect, make_user, origin):
 
 
 @pytest.mark.parametrize("slug", ["Upper", "a" * 51, "sp%20ace", "d.ot", ""])
-async def test_invalid_slug_is_refused(connect, make_user, slug):
+async def test_invalid_slug_is_closed_with_4400(connect, make_user, slug):
     user = await database_sync_to_async(make_user)()
-    socket = await connect(user, slug=slug)
-    assert not socket.connected
+    await refused(await connect(user, slug=slug, expect_welcome=False), "invalid", 4400)
 
 
 @pytest.mark.parametrize("query", ["after=-1", "after=x", "after=1e3"])
-async def test_malformed_after_is_refused(connect, make_user, query):
+async def test_malformed_after_is_closed_with_4400(connect, make_user, query):
     user = await database_sync_to_async(make_user)()
-    socket = await connect(user, query=query)
-    assert not socket.connected
+    await refused(await connect(user, query=query, expect_welcome=False), "invalid", 4400)
 
 
 async def test_welcome_describes_room_user_and_latest_messages(connect, make_user):
@@ -271,7 +283,7 @@ async def test_non_member_is_refused_on_a_private_room(connect, make_user):
     alice, bob, eve = await users(make_user, "alice", "bob", "eve")
     await private_room("secret", alice, bob)
     assert (await connect(bob, slug="secret")).connected
-    assert not (await connect(eve, slug="secret")).connected
+    await refused(await connect(eve, slug="secret", expect_welcome=False), "forbidden", 4403)
 
 
 async def test_removing_a_member_closes_their_socket_at_once(connect, make_user):
@@ -285,7 +297,7 @@ async def test_removing_a_member_closes_their_socket_at_once(connect, make_user)
     b.connected = False
     assert await a.receive_json_from(timeout=5) == {"type": "join", "user": "bob"}
     assert await elsewhere.receive_nothing(timeout=0.2)
-    assert not (await connect(bob, slug="secret")).connected
+    await refused(await connect(bob, slug="secret", expect_welcome=False), "forbidden", 4403)
 
 
 async def test_edit_by_the_author_reaches_every_socket(connect, make_user):

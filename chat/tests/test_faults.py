@@ -26,6 +26,7 @@ def unique(prefix, count):
 async def follow(cluster, room, names, *, first=lambda i: i % 2, **options):
     """Log each user in and start a client following `room`, spread over the servers; wait until all are connected."""
     clients = []
+    await asyncio.to_thread(cluster.rooms, [room])
     for i, name in enumerate(names):
         webs = await asyncio.to_thread(cluster.login, name, first(i))
         clients.append(ChatClient(webs, room, name, **options).start())

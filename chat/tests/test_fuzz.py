@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from chat.models import Message
-from chat.tests.conftest import ORIGIN, logged_in_client, session_cookie
+from chat.tests.conftest import ORIGIN, logged_in_client, room_ensure, session_cookie
 from myproject.asgi import application
 
 FUZZ = hypothesis_settings(
@@ -56,9 +56,9 @@ valid_bodies = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), 
 async def run_frames(user, frames, sends):
     """Send `frames` (text or bytes) and the valid `sends` on one socket; return every frame received."""
     client = await database_sync_to_async(logged_in_client)(user)
-    socket = WebsocketCommunicator(
-        application, "/ws/chat/fuzz/", headers=[(b"origin", ORIGIN.encode()), (b"cookie", session_cookie(client))]
-    )
+    await database_sync_to_async(room_ensure)("fuzz", user)
+    headers = [(b"host", b"localhost"), (b"origin", ORIGIN.encode()), (b"cookie", session_cookie(client))]
+    socket = WebsocketCommunicator(application, "/ws/chat/fuzz/", headers=headers)
     connected, _ = await socket.connect(timeout=5)
     assert connected
     await socket.receive_json_from(timeout=5)  # welcome
@@ -87,7 +87,7 @@ async def run_frames(user, frames, sends):
 @FUZZ
 @given(frames=st.lists(harmless_frames, max_size=12), bodies=st.lists(valid_bodies, max_size=3))
 def test_arbitrary_frames_never_crash_and_only_valid_sends_are_stored(make_user, settings, caplog, frames, bodies):
-    settings.CHAT_MESSAGE_RATE = settings.CHAT_TYPING_RATE = (10**6, 1)
+    settings.CHAT_MESSAGE_RATE = settings.CHAT_TYPING_RATE = settings.CHAT_CHANGE_RATE = (10**6, 1)
     user = make_user()
     before = Message.objects.count()
     sends = [(body, uuid.uuid4().hex) for body in bodies]
@@ -121,6 +121,8 @@ def test_arbitrary_form_input_is_never_a_server_error(client, make_user, path, d
 @FUZZ
 @given(query=st.dictionaries(st.sampled_from(["before", "after", "limit", "x"]), http_text, max_size=3))
 def test_arbitrary_history_query_is_never_a_server_error(client, make_user, query):
-    client.force_login(make_user())
+    user = make_user()
+    room_ensure("lobby", user)
+    client.force_login(user)
     response = client.get("/chat/lobby/messages/", query)
     assert response.status_code in (200, 400), response.content

@@ -4,10 +4,12 @@ import json
 
 import pytest
 
-from chat.tests.servers import WebClient, frame_of, project_env, start_daphne, users_create
+from chat.tests.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 _rooms = itertools.count(1)
+# Rooms made up front for the `room` fixture: sockets never create one.
+ROOMS = 30
 _client_ids = itertools.count(1)
 
 
@@ -23,6 +25,7 @@ def daphnes(logs, redis_server, live_database):
     print(f"daphne logs in {logs}")
     env = project_env(REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1,localhost")
     users_create(["ann", "ben", "cat"], env=env)
+    rooms_create([f"mp-{n}" for n in range(1, ROOMS + 1)], env=env)
     servers = []
     try:
         for name in ("a", "b"):
