@@ -24,6 +24,12 @@ def body(round_id, sender, seq, stamp_ns):
     return f"bench|{round_id}|{sender}|{seq}|{stamp_ns}"
 
 
+def page_origin(url):
+    """Return the Origin of the page that would open the websocket `url` (the server checks scheme, host and port)."""
+    scheme, _, rest = url.partition("://")
+    return f"{'https' if scheme == 'wss' else 'http'}://{rest.split('/', 1)[0]}"
+
+
 class Client:
     """One websocket client: its spec, its connection and what it received in the current round."""
 
@@ -63,7 +69,7 @@ class Worker:
         """Open one client's socket (waiting for the welcome when the app sends one) and start reading."""
         headers = {"Cookie": f"sessionid={client.cookie}"} if client.cookie else {}
         client.ws = await websockets.asyncio.client.connect(
-            client.url, origin=self.job["origin"], additional_headers=headers, proxy=None,
+            client.url, origin=page_origin(client.url), additional_headers=headers, proxy=None,
             open_timeout=60, ping_interval=None, compression=None, max_queue=None,
             local_addr=(self.job["source"], 0),
         )

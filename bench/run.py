@@ -26,7 +26,6 @@ APPS = {
     "tutorial": "bench.tutorial:application",
     "ceiling": "bench.ceiling:application",
 }
-ORIGIN = "http://127.0.0.1"
 QUIET_SECONDS = 1.0
 QUIET_TIMEOUT = 180.0
 COMMAND_TIMEOUT = 900.0
@@ -163,7 +162,7 @@ class Fleet:
             process = context.Process(target=clients.main, args=(theirs,), daemon=True)
             process.start()
             # Several source addresses keep clear of the ephemeral port range of one address.
-            mine.send({"clients": share, "origin": ORIGIN, "welcome": welcome, "source": f"127.0.0.{number + 1}",
+            mine.send({"clients": share, "welcome": welcome, "source": f"127.0.0.{number + 1}",
                        "handshakes": handshakes})
             self.pipes.append(mine)
             self.processes.append(process)

@@ -27,6 +27,9 @@ class Socket:
     async def user_frame(self, event):
         self.events.append(event)
 
+    def drop_if_peer_closed(self):
+        """Stand in for the consumer's look at its connection (none here)."""
+
 
 async def until(predicate):
     for _ in range(200):

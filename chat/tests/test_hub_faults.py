@@ -23,6 +23,9 @@ class Socket:
     async def close(self, code=None):
         self.closed = code
 
+    def drop_if_peer_closed(self):
+        """Stand in for the consumer's look at its connection (none here)."""
+
 
 @pytest.fixture
 def layer(settings, monkeypatch):
