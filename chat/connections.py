@@ -7,7 +7,6 @@ bytes, so without this the socket would stay in its rooms and in presence
 (a ghost) until the process restarts.
 """
 import functools
-import time
 
 from autobahn.websocket.protocol import WebSocketProtocol
 from daphne.server import Server
@@ -35,13 +34,3 @@ def abort_if_peer_closed(protocol):
     transport.abortConnection()
     return True
 
-
-def handshake_seconds_left(protocol, margin=1.5):
-    """Return how long the handshake of `protocol` may still take before daphne drops it, or None."""
-    # autobahn's timer (daphne's connect timeout) starts when the TCP
-    # connection opens, a little before daphne notes socket_opened: hence the margin.
-    opened = getattr(protocol, "socket_opened", None)
-    limit = getattr(getattr(protocol, "server", None), "websocket_connect_timeout", None)
-    if opened is None or limit is None:
-        return None
-    return max(opened + limit - margin - time.time(), 0.0)

@@ -26,7 +26,7 @@ from chat.hub import LinkLost, get_hub
 from chat.limits import Limit, LimitExceeded
 from chat.logs import log_event
 from chat.presence import get_process_presence
-from chat.connections import abort_if_peer_closed, daphne_protocol, handshake_seconds_left
+from chat.connections import abort_if_peer_closed, daphne_protocol
 from chat.wire import direct_writer
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 SESSION_GRACE_SECONDS = 0.5
 # When the database cannot say whether a session still holds, ask again this much later.
 SESSION_RETRY_SECONDS = 30
+# A handshake's subscription and presence entry take milliseconds; well inside daphne's 5 s connect timeout.
+LAYER_SECONDS = 2.0
 
 
 def db(func):
@@ -141,18 +143,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     async def connect(self):
-        # daphne refuses a handshake that outlives its connect timeout with a
-        # 403 ("not allowed"): give up just before, with a code that says "retry".
-        seconds_left = handshake_seconds_left(daphne_protocol(self.asgi_send))
-        try:
-            async with asyncio.timeout(seconds_left):
-                await self.open_room()
-        except TimeoutError:
-            log_event("ws.slow_handshake", room=self.room, user=self.user, level=logging.WARNING)
-            await self.close(code=protocol.CLOSE_BUSY)
-
-    async def open_room(self):
-        """Check the user and the room, join it, and send the welcome."""
         self.user = self.scope["user"]
         slug = self.scope["url_route"]["kwargs"]["slug"]
         if not self.user.is_authenticated:
@@ -184,9 +174,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # live frames already covered by the welcome are dropped in room_frame.
         # release() undoes each step taken, whatever fails after it.
         self.backlog = []
-        await get_hub().join(self.room.pk, self)
-        self.presence = presence
-        if await presence.add(self.room.pk, self.user.username):
+        try:
+            # A layer or Redis that stopped answering (paused) would hold the
+            # handshake until daphne drops it without a code: say "retry" first.
+            async with asyncio.timeout(LAYER_SECONDS):
+                await get_hub().join(self.room.pk, self)
+                self.presence = presence
+                came_online = await presence.add(self.room.pk, self.user.username)
+        except TimeoutError:
+            raise LinkLost(f"no answer from the channel layer or presence within {LAYER_SECONDS} s") from None
+        if came_online:
             await room_send(self.room.pk, protocol.join_frame(self.user.username), skip_user=self.user.pk)
         messages, has_more = await db(selectors.message_list)(
             room=self.room, after=after, limit=protocol.DEFAULT_PAGE if after is None else protocol.MAX_PAGE

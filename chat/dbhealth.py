@@ -49,6 +49,8 @@ class Breaker:
         self.retry_at = 0.0
         self.probing = False
         self.unfinished = 0
+        # When a call last got an answer: a slow call while others are answered is load, not an outage.
+        self.answered_at = float("-inf")
 
     @property
     def down(self):
@@ -73,6 +75,7 @@ class Breaker:
         """Note that a call got an answer from the database: the breaker closes."""
         if probe:
             self.probing = False
+        self.answered_at = self.clock()
         self.outage.worked()
 
     def failed(self, error, probe=False):
@@ -102,7 +105,7 @@ class Breaker:
                 return task.result()
             error = DatabaseUnavailable(f"no answer within {timeout:g} s; the call may still complete")
             # A call still queued for a thread says the threads are busy, not that the database is down.
-            counted = bool(started) or probe
+            counted = (bool(started) or probe) and self.clock() - self.answered_at > timeout
             late.append(counted)
             if counted:
                 self.failed(error, probe)

@@ -1,9 +1,11 @@
 """Admit websocket handshakes: a bounded number per address, of logged-in users only, a few at a time.
 
 The stack in myproject/asgi.py runs, in order: the Origin check (chat/origins.py),
-HandshakesPerAddress, the session and user (chat/sessions.py), LoginRequired, then
-HandshakeGate. Everything an anonymous client can send is refused before the
-gate, so garbage cookies never hold one of its slots.
+HandshakesPerAddress, HandshakeGate, the session and user (chat/sessions.py), then
+LoginRequired. A bad Origin never reaches the gate, and an address that floods it
+is turned away before it; the session lookup runs inside the gate because on
+Django's one sync thread hundreds of lookups at once (a reconnect storm of 500 on
+PostgreSQL) each outlived daphne's connect timeout, and no client got back in.
 
 When hundreds of clients reconnect together (a server process died), starting
 every handshake at once makes every one of them late: each waits behind all
@@ -65,7 +67,7 @@ class HandshakesPerAddress:
 
 
 class LoginRequired:
-    """Refuse anonymous handshakes (no, expired or garbage session cookie) with 4401, before the gate."""
+    """Refuse anonymous handshakes (no, expired or garbage session cookie) with 4401 before the consumer runs."""
 
     def __init__(self, application):
         self.application = application

@@ -40,14 +40,16 @@ def collect_garbage(seconds):
 
 threading.Thread(target=collect_garbage, args=(GC_SECONDS,), name="chat-gc", daemon=True).start()
 
-# Cheapest refusals first (chat/handshakes.py): nothing an anonymous client
-# sends reaches the gate, whose few slots are for logged-in users' handshakes.
+# Cheapest refusals first (chat/handshakes.py): a bad Origin never reaches the
+# gate, and a flood from one address is turned away before it. The session
+# lookup runs inside the gate: on Django's one sync thread, hundreds of them
+# queued at once (a reconnect storm) would each outlive daphne's connect timeout.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedOriginsValidator(
             HandshakesPerAddress(
-                SocketAuthMiddlewareStack(LoginRequired(HandshakeGate(URLRouter(chat.routing.websocket_urlpatterns))))
+                HandshakeGate(SocketAuthMiddlewareStack(LoginRequired(URLRouter(chat.routing.websocket_urlpatterns))))
             )
         ),
     }

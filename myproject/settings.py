@@ -250,7 +250,7 @@ _networked_database = DATABASES["default"]["ENGINE"] != "django.db.backends.sqli
 CHAT_DATABASE_CALL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_CALL_TIMEOUT", "2" if _networked_database else "0"))
 # Seconds calls fail at once after one could not reach the database, before one call tries it again (chat/dbhealth.py).
 CHAT_DATABASE_RETRY_SECONDS = float(os.environ.get("CHAT_DATABASE_RETRY_SECONDS", "1"))
-CHAT_DATABASE_POOL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_POOL_TIMEOUT", "2"))
+CHAT_DATABASE_POOL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_POOL_TIMEOUT", "10"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI Django closes its connection after every call (persistent
     # connections are unsafe there); a pool turns that close into a return
