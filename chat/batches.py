@@ -11,10 +11,11 @@ database is known down (chat.dbhealth) a message is refused at once, a sender
 waits at most the call timeout, and at most MAX_WAITING messages wait.
 """
 import asyncio
+import time
 import weakref
 
 from django.conf import settings
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, connection
 
 from chat import services
 from chat.dbhealth import DatabaseUnavailable, get_breaker
@@ -36,7 +37,7 @@ class SendQueue:
         self.db = db  # wraps a sync ORM function for the event loop (chat.consumers.db)
         self.health = health or get_breaker()
         self.timeout = timeout  # seconds a sender waits for its message to be stored; None: no bound
-        self.waiting = []  # (count, send, future)
+        self.waiting = []  # (count, send, deadline, future)
         self.calls = set()
 
     async def put(self, count, **send):
@@ -50,7 +51,8 @@ class SendQueue:
         if len(self.waiting) >= MAX_WAITING:
             raise DatabaseUnavailable("Too many messages wait for the database; the message was not stored.")
         future = asyncio.get_running_loop().create_future()
-        entry = (count, send, future)
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        entry = (count, send, deadline, future)
         self.waiting.append(entry)
         if len(self.calls) < CALLS_AT_ONCE:
             self.calls.add(asyncio.create_task(self._drain()))
@@ -58,7 +60,9 @@ class SendQueue:
         try:
             return await asyncio.wait_for(future, self.timeout)
         except TimeoutError:
-            # A message no call has taken yet is dropped, so that "unavailable" means "not stored" for it.
+            # A message no call has taken yet is dropped, and a call that took it stores it only if it
+            # reached the database in time (store_batch), so that "unavailable" means "not stored"
+            # but for a commit under way at the deadline.
             self.waiting = [waiting for waiting in self.waiting if waiting is not entry]
             raise DatabaseUnavailable(
                 f"The message was not stored within {self.timeout:g} s; it may still be."
@@ -69,10 +73,10 @@ class SendQueue:
             while self.waiting:
                 batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
                 try:
-                    results = await self.db(store_batch)([(count, send) for count, send, _ in batch])
+                    results = await self.db(store_batch)([entry[:3] for entry in batch])
                 except Exception as error:  # noqa: BLE001 - each sender is told, as a lone send's would be
                     results = [error] * len(batch)
-                for (_, _, future), result in zip(batch, results):
+                for (*_, future), result in zip(batch, results):
                     if future.done():
                         continue
                     if isinstance(result, Exception):
@@ -86,9 +90,16 @@ class SendQueue:
 
 
 def store_batch(batch):
-    """Count and store a batch of (count, send) in one thread; return each one's (message, created) or exception."""
+    """Count and store a batch of (count, send, deadline) in one thread; return each one's (message, created) or exception."""
+    # The wait for a connection (the pool's, up to its timeout) comes first: a database that comes back
+    # after a sender was told "unavailable" must not store that sender's message behind its back.
+    connection.ensure_connection()
+    now = time.monotonic()
     results, counted = [None] * len(batch), []
-    for i, (count, _) in enumerate(batch):
+    for i, (count, _, deadline) in enumerate(batch):
+        if deadline is not None and now > deadline:
+            results[i] = DatabaseUnavailable("The database answered too late; the message was not stored.")
+            continue
         try:
             count()
         except LimitExceeded as error:

@@ -246,3 +246,24 @@ async def test_a_sender_waits_at_most_the_timeout_and_a_message_no_call_took_is_
     # The two calls under way when their senders gave up still stored their messages; the third never went.
     assert database.sizes == [1, 1] and queue.waiting == []
     assert await database_sync_to_async(stored_bodies)() == ["m0", "m1"]
+
+
+async def test_a_call_that_reaches_the_database_after_its_senders_gave_up_stores_nothing(room_and_users):
+    room, users = room_and_users
+    late = asyncio.Event()
+
+    def database(func):
+        async def call(batch):
+            await late.wait()  # the connection comes only after the sender was answered
+            return await database_sync_to_async(func)(batch)
+        return call
+
+    queue = batches.SendQueue(database, timeout=0.2)
+    with pytest.raises(DatabaseUnavailable):
+        await queue.put(allowed, room=room, author=users[0], body="told unavailable", client_id=None)
+    late.set()
+    while queue.calls:
+        await asyncio.sleep(0.001)
+    sent = await queue.put(allowed, room=room, author=users[0], body="in time", client_id=None)
+
+    assert sent[1] and await database_sync_to_async(stored_bodies)() == ["in time"]
