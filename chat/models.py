@@ -27,6 +27,8 @@ class Room(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # The last allocated message seq; bumped under the row lock of each insert.
     last_seq = models.PositiveBigIntegerField(default=0)
+    # The last allocated change number (a message's creation, edit or deletion); bumped under the same lock.
+    last_cseq = models.PositiveBigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -60,6 +62,8 @@ class Message(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     seq = models.PositiveBigIntegerField()
+    # The room's change number of this message's latest change, so that clients replay changes after theirs.
+    cseq = models.PositiveBigIntegerField()
     body = models.TextField(max_length=MAX_BODY_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -71,6 +75,7 @@ class Message(models.Model):
         ordering = ["room", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(fields=["room", "cseq"], name="message_room_cseq_unique"),
             models.UniqueConstraint(
                 fields=["room", "author", "client_id"],
                 condition=Q(client_id__isnull=False),

@@ -228,6 +228,7 @@ def message_data(message):
     return {
         "id": message.id,
         "seq": message.seq,
+        "cseq": message.cseq,
         "room": message.room.slug,
         "author": message.author.username,
         "body": message.body,

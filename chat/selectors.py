@@ -80,3 +80,16 @@ def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):
         messages = messages.filter(seq__lt=before)
     page = list(messages.order_by("-seq")[: limit + 1])
     return page[:limit][::-1], len(page) > limit
+
+
+def change_list(*, room, after, limit=DEFAULT_PAGE):
+    """Return (the room's messages whose latest change comes after cseq `after`, in cseq order, has_more)."""
+    # Deleted messages stay in: a client that held one learns here that it is gone.
+    changes = Message.objects.filter(room=room, cseq__gt=after).select_related("author", "room").order_by("cseq")
+    page = list(changes[: limit + 1])
+    return page[:limit], len(page) > limit
+
+
+def room_last_cseq(room):
+    """Return the room's last allocated cseq as the database holds it now."""
+    return Room.objects.values_list("last_cseq", flat=True).get(pk=room.pk)

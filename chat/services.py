@@ -155,11 +155,11 @@ def message_create_many(sends):
 
 
 def _store_messages(messages):
-    """Insert messages with their rooms' next seqs; each room row stays locked until commit, so seqs are gap-free."""
+    """Insert messages with their rooms' next seqs and cseqs; each room row stays locked until commit: no gaps."""
     if connection.vendor != "postgresql":
         with transaction.atomic():
             for message in messages:
-                message.seq = _next_seq(message.room, message.created_at)
+                message.seq, message.cseq = _next_seq(message.room, message.created_at)
                 message.save(force_insert=True)
         return
     # PostgreSQL does both writes in one statement, which commits on its own:
@@ -174,59 +174,70 @@ def _store_messages(messages):
                 cursor.execute(_INSERT_WITH_NEXT_SEQ, [
                     message.created_at, message.room_id, message.author_id, message.body, message.client_id,
                 ])
-                message.pk, message.seq = cursor.fetchone()
+                message.pk, message.seq, message.cseq = cursor.fetchone()
                 return
             columns = [[getattr(m, name) for m in messages] for name in ("room_id", "author_id", "body", "client_id")]
             cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at])
-            stored = {(room_id, seq): pk for pk, room_id, seq in cursor.fetchall()}
-    # Each room's seqs went to its messages in list order, from its lowest.
+            stored = {(room_id, seq): (pk, cseq) for pk, room_id, seq, cseq in cursor.fetchall()}
+    # Each room's seqs (and cseqs) went to its messages in list order, from its lowest.
     next_seq = {}
     for room_id, seq in sorted(stored):
         next_seq.setdefault(room_id, seq)
     for message in messages:
         message.seq = next_seq[message.room_id]
         next_seq[message.room_id] += 1
-        message.pk = stored[message.room_id, message.seq]
+        message.pk, message.cseq = stored[message.room_id, message.seq]
 
 
 _MESSAGE_COLUMNS = ", ".join(
     Message._meta.get_field(name).column
-    for name in ("room", "author", "seq", "created_at", "body", "client_id", "is_deleted")
+    for name in ("room", "author", "seq", "cseq", "created_at", "body", "client_id", "is_deleted")
 )
 _INSERT_WITH_NEXT_SEQ = (
-    f"WITH room AS (UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_message_at = %s"
-    " WHERE id = %s RETURNING id, last_seq, last_message_at)"
+    f"WITH room AS (UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
+    " last_message_at = %s WHERE id = %s RETURNING id, last_seq, last_cseq, last_message_at)"
     f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
-    " SELECT id, %s, last_seq, last_message_at, %s, %s, false FROM room RETURNING id, seq"
+    " SELECT id, %s, last_seq, last_cseq, last_message_at, %s, %s, false FROM room RETURNING id, seq, cseq"
 )
 
 # The batch's rooms are locked in id order, so that two batches never wait
-# for each other's rooms in a cycle (a deadlock); each room's seqs go to its
-# messages in the order of the arrays.
+# for each other's rooms in a cycle (a deadlock); each room's seqs and cseqs
+# go to its messages in the order of the arrays.
 _INSERT_MANY_WITH_NEXT_SEQS = (
     "WITH new AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])"
     " WITH ORDINALITY AS new(room_id, author_id, body, client_id, position)),"
     " counts AS (SELECT room_id, count(*) AS added FROM new GROUP BY room_id),"
     f" locked AS (SELECT id FROM {Room._meta.db_table} WHERE id IN (SELECT room_id FROM counts) ORDER BY id FOR UPDATE),"
-    f" room AS (UPDATE {Room._meta.db_table} r SET last_seq = r.last_seq + counts.added, last_message_at = %s"
+    f" room AS (UPDATE {Room._meta.db_table} r SET last_seq = r.last_seq + counts.added,"
+    " last_cseq = r.last_cseq + counts.added, last_message_at = %s"
     " FROM counts, locked WHERE r.id = counts.room_id AND locked.id = r.id"
-    " RETURNING r.id, r.last_seq - counts.added AS before, r.last_message_at)"
+    " RETURNING r.id, r.last_seq - counts.added AS before, r.last_cseq - counts.added AS before_cseq,"
+    " r.last_message_at)"
     f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
-    " SELECT new.room_id, new.author_id,"
-    " room.before + row_number() OVER (PARTITION BY new.room_id ORDER BY new.position),"
+    " SELECT new.room_id, new.author_id, room.before + row_number() OVER w, room.before_cseq + row_number() OVER w,"
     " room.last_message_at, new.body, new.client_id, false"
-    " FROM new JOIN room ON room.id = new.room_id RETURNING id, room_id, seq"
+    " FROM new JOIN room ON room.id = new.room_id"
+    " WINDOW w AS (PARTITION BY new.room_id ORDER BY new.position) RETURNING id, room_id, seq, cseq"
 )
 
 
 def _next_seq(room, now):
-    """Allocate the room's next seq, locking its row until commit."""
+    """Allocate the room's next seq and cseq, locking its row until commit; return both."""
     # One round trip with RETURNING (SQLite 3.35+), where the ORM needs an UPDATE and a SELECT.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_message_at = %s WHERE id = %s"
-            " RETURNING last_seq",
+            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
+            " last_message_at = %s WHERE id = %s RETURNING last_seq, last_cseq",
             [connection.ops.adapt_datetimefield_value(now), room.pk],
+        )
+        return cursor.fetchone()
+
+
+def _next_cseq(room_id):
+    """Allocate the room's next cseq, locking its row until commit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Room._meta.db_table} SET last_cseq = last_cseq + 1 WHERE id = %s RETURNING last_cseq", [room_id]
         )
         return cursor.fetchone()[0]
 
@@ -265,7 +276,8 @@ def message_edit(*, room, actor, message_id, body):
         raise PermissionDenied("Only the author may edit a message.")
     message.body = body
     message.edited_at = timezone.now()
-    message.save(update_fields=["body", "edited_at"])
+    message.cseq = _next_cseq(room.pk)
+    message.save(update_fields=["body", "edited_at", "cseq"])
     room_send_on_commit(room.pk, protocol.message_edited_frame(message))
     return message
 
@@ -277,6 +289,7 @@ def message_delete(*, room, actor, message_id):
     if message.author_id != actor.pk and not actor.is_staff:
         raise PermissionDenied("Only the author or staff may delete a message.")
     message.is_deleted = True
-    message.save(update_fields=["is_deleted"])
+    message.cseq = _next_cseq(room.pk)
+    message.save(update_fields=["is_deleted", "cseq"])
     room_send_on_commit(room.pk, protocol.message_deleted_frame(message))
     return message

@@ -1,10 +1,10 @@
-"""Per-room seq under many concurrent senders on a real PostgreSQL: unique and gap-free."""
+"""Per-room seq and cseq under many concurrent senders and editors on a real PostgreSQL: unique and gap-free."""
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
-from chat import services
+from chat import selectors, services
 from chat.models import Message, Room
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -102,3 +102,62 @@ def test_a_retry_outside_a_transaction_stores_nothing_and_leaves_no_gap(make_use
     assert (created, again.pk, again.body) == (False, first.pk, "first")
     assert (first.seq, after.seq) == (1, 2)
     assert Room.objects.get(pk=room.pk).last_seq == 2
+
+
+def room_snapshot(room):
+    """Return (the room's last cseq, {message id: (cseq, body)}) as one consistent read."""
+    with transaction.atomic():
+        # Under READ COMMITTED each statement would see its own snapshot.
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        last_cseq = selectors.room_last_cseq(room)
+        messages, _ = selectors.change_list(room=room, after=0, limit=10**6)
+    return last_cseq, {m.pk: (m.cseq, m.body) for m in messages}
+
+
+def test_concurrent_creates_and_edits_get_gap_free_cseqs_in_commit_order(make_user):
+    users = [make_user() for _ in range(SENDERS)]
+    room = Room.objects.create(slug="changes", name="changes")
+    changes = []  # (cseq, message id, body, user id) of each change, as the service returned it
+    sent = {user.pk: [] for user in users}
+
+    def change(user, i):
+        message, _ = services.message_create(room=room, author=user, body=f"{user.username} {i}")
+        sent[user.pk].append(message.pk)
+        changes.append((message.cseq, message.pk, message.body, user.pk))
+        # This user's message from half its sends ago, so that edits of old and new messages interleave with creates.
+        edited = services.message_edit(room=room, actor=user, message_id=sent[user.pk][i // 2], body=f"edit {i}")
+        changes.append((edited.cseq, edited.pk, edited.body, user.pk))
+
+    done, snapshots = threading.Event(), []
+
+    def watch():
+        try:
+            while not done.is_set():
+                snapshots.append(room_snapshot(room))
+        finally:
+            connections.close_all()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        assert run_concurrently(users, change) == []
+    finally:
+        done.set()
+        watcher.join()
+    snapshots.append(room_snapshot(room))
+
+    total = SENDERS * MESSAGES_EACH * 2
+    assert sorted(cseq for cseq, *_ in changes) == list(range(1, total + 1))
+    assert selectors.room_last_cseq(room) == total
+    for user in users:
+        cseqs = [cseq for cseq, *_, user_id in changes if user_id == user.pk]
+        assert cseqs == sorted(cseqs)
+    # Commit order is cseq order: whatever a reader sees is exactly the changes up to the last cseq it sees.
+    assert len(snapshots) > 2
+    for last_cseq, seen in snapshots:
+        expected = {}
+        for cseq, message_id, body, _ in sorted(changes):
+            if cseq <= last_cseq:
+                expected[message_id] = (cseq, body)
+        assert seen == expected

@@ -42,11 +42,11 @@ def test_error_frame_echoes_client_id_only_when_given():
 
 def test_message_data_has_the_documented_fields():
     message = SimpleNamespace(
-        id=7, seq=3, room=SimpleNamespace(slug="lobby"), author=SimpleNamespace(username="alice"),
+        id=7, seq=3, cseq=5, room=SimpleNamespace(slug="lobby"), author=SimpleNamespace(username="alice"),
         body="<b>hi</b>", created_at=datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC), edited_at=None,
         client_id=None,
     )
     assert protocol.message_data(message) == {
-        "id": 7, "seq": 3, "room": "lobby", "author": "alice", "body": "<b>hi</b>",
+        "id": 7, "seq": 3, "cseq": 5, "room": "lobby", "author": "alice", "body": "<b>hi</b>",
         "created_at": "2026-01-02T03:04:05.600000Z", "edited_at": None, "client_id": None,
     }

@@ -1,8 +1,8 @@
-"""Reads: rooms as a user may see them, history pages and the public room list."""
+"""Reads: rooms as a user may see them, history pages, the change feed and the public room list."""
 import pytest
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
-from chat import selectors, services
+from chat import protocol, selectors, services
 from chat.models import Membership, Message, Room
 
 
@@ -36,6 +36,82 @@ def test_before_and_after_pages(room_with_messages):
 def test_deleted_messages_are_left_out(room_with_messages):
     Message.objects.filter(seq=6).update(is_deleted=True)
     assert seqs(selectors.message_list(room=room_with_messages, after=4)) == ([5, 7], False)
+
+
+def cseqs(page):
+    messages, has_more = page
+    return [m.cseq for m in messages], has_more
+
+
+def changes(page):
+    messages, has_more = page
+    return [(m.seq, m.cseq, m.is_deleted) for m in messages], has_more
+
+
+def test_change_list_gives_edits_and_deletions_in_cseq_order(room_with_messages):
+    room, alice = room_with_messages, room_with_messages.created_by
+    by_seq = dict(Message.objects.values_list("seq", "pk"))
+    services.message_edit(room=room, actor=alice, message_id=by_seq[6], body="six")
+    services.message_delete(room=room, actor=alice, message_id=by_seq[2])
+    services.message_edit(room=room, actor=alice, message_id=by_seq[4], body="four")
+    assert changes(selectors.change_list(room=room, after=7)) == ([(6, 8, False), (2, 9, True), (4, 10, False)], False)
+    assert selectors.room_last_cseq(room) == 10
+
+
+def test_change_list_pages_with_has_more(room_with_messages):
+    room, alice = room_with_messages, room_with_messages.created_by
+    services.message_delete(room=room, actor=alice, message_id=Message.objects.get(seq=3).pk)
+    assert cseqs(selectors.change_list(room=room, after=0, limit=3)) == ([1, 2, 4], True)
+    assert cseqs(selectors.change_list(room=room, after=4, limit=3)) == ([5, 6, 7], True)
+    assert cseqs(selectors.change_list(room=room, after=7, limit=3)) == ([8], False)
+    assert selectors.change_list(room=room, after=8, limit=3) == ([], False)
+
+
+def client_state(room):
+    """Return what a client that fetches the room now holds: the wire form of each message, by id."""
+    messages, has_more = selectors.message_list(room=room, limit=1000)
+    assert not has_more
+    return {data["id"]: data for data in map(protocol.message_data, messages)}
+
+
+def apply_changes(state, *, room, after, limit):
+    """Apply the room's change feed after cseq `after` to a client's state, page by page; return the last cseq seen."""
+    has_more = True
+    while has_more:
+        messages, has_more = selectors.change_list(room=room, after=after, limit=limit)
+        for message in messages:
+            if message.is_deleted:
+                state.pop(message.id, None)
+            else:
+                state[message.id] = protocol.message_data(message)
+            after = message.cseq
+    return after
+
+
+@pytest.mark.parametrize("limit", [1, 2, 50])
+def test_a_stale_state_with_the_change_feed_applied_equals_a_fresh_one(room_with_messages, limit):
+    room, alice = room_with_messages, room_with_messages.created_by
+    old = dict(Message.objects.values_list("seq", "pk"))
+    # The cseq is read before the messages: a change between the two reads is then applied twice, never missed.
+    snapshot_cseq = selectors.room_last_cseq(room)
+    stale = client_state(room)
+
+    def send(body):
+        return services.message_create(room=room, author=alice, body=body)[0].pk
+
+    send("new one")
+    send("new two")
+    services.message_edit(room=room, actor=alice, message_id=old[2], body="old, edited")
+    services.message_delete(room=room, actor=alice, message_id=old[3])
+    services.message_edit(room=room, actor=alice, message_id=old[5], body="edited, then deleted")
+    services.message_delete(room=room, actor=alice, message_id=old[5])
+    services.message_edit(room=room, actor=alice, message_id=send("new"), body="new, edited")
+    services.message_delete(room=room, actor=alice, message_id=send("new, deleted"))
+
+    fresh = client_state(room)
+    assert stale != fresh
+    assert apply_changes(stale, room=room, after=snapshot_cseq, limit=limit) == selectors.room_last_cseq(room)
+    assert stale == fresh
 
 
 def test_public_rooms_carry_message_counts(room_with_messages, make_user):

@@ -86,7 +86,7 @@ def test_message_create_with_a_known_client_id_returns_the_original(alice, djang
     assert again.pk == first.pk and again.body == "hello"
     assert Message.objects.count() == 1 and len(callbacks) == 1
     room.refresh_from_db()
-    assert room.last_seq == 1
+    assert (room.last_seq, room.last_cseq) == (1, 1)
 
 
 def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, django_capture_on_commit_callbacks):
@@ -106,6 +106,58 @@ def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, 
     assert stored == {m.pk: (m.room_id, m.seq, m.body) for m in messages}
     assert len(callbacks) == len(rooms)
     assert [r.last_seq for r in Room.objects.order_by("pk")] == [3, 3]
+
+
+def last_cseq(room):
+    return Room.objects.get(pk=room.pk).last_cseq
+
+
+def test_create_edit_and_delete_each_take_the_rooms_next_cseq(alice):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    first, _ = services.message_create(room=room, author=alice, body="one")
+    assert (first.cseq, last_cseq(room)) == (1, 1)
+    second, _ = services.message_create(room=room, author=alice, body="two")
+    assert (second.cseq, last_cseq(room)) == (2, 2)
+    edited = services.message_edit(room=room, actor=alice, message_id=first.pk, body="one!")
+    assert (edited.cseq, last_cseq(room)) == (3, 3)
+    deleted = services.message_delete(room=room, actor=alice, message_id=second.pk)
+    assert (deleted.cseq, last_cseq(room)) == (4, 4)
+    # The stored rows carry their latest change; edits and deletes take no seq.
+    assert dict(Message.objects.values_list("pk", "cseq")) == {first.pk: 3, second.pk: 4}
+    assert Room.objects.get(pk=room.pk).last_seq == 2
+
+
+def test_message_create_many_gives_each_room_contiguous_cseqs(alice):
+    lobby, _ = services.room_create(slug="lobby", user=alice)
+    other, _ = services.room_create(slug="other", user=alice)
+    before, _ = services.message_create(room=other, author=alice, body="before")
+    services.message_edit(room=other, actor=alice, message_id=before.pk, body="edited")  # other: seq 1, cseq 2
+    rooms = [lobby, other, lobby, lobby, other]
+    messages = services.message_create_many(
+        [{"room": room, "author": alice, "body": f"m{i}", "client_id": None} for i, room in enumerate(rooms)]
+    )
+    assert [(m.room_id, m.seq, m.cseq) for m in messages] == [
+        (lobby.pk, 1, 1), (other.pk, 2, 3), (lobby.pk, 2, 2), (lobby.pk, 3, 3), (other.pk, 3, 4),
+    ]
+    stored = dict(Message.objects.filter(body__startswith="m").values_list("pk", "cseq"))
+    assert stored == {m.pk: m.cseq for m in messages}
+    assert [r.last_cseq for r in Room.objects.order_by("pk")] == [3, 4]
+
+
+def test_refused_edits_and_deletes_allocate_no_cseq(alice, bob):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    message, _ = services.message_create(room=room, author=alice, body="mine")
+    with pytest.raises(PermissionDenied):
+        services.message_edit(room=room, actor=bob, message_id=message.pk, body="not yours")
+    with pytest.raises(PermissionDenied):
+        services.message_delete(room=room, actor=bob, message_id=message.pk)
+    with pytest.raises(Message.DoesNotExist):
+        services.message_delete(room=room, actor=alice, message_id=message.pk + 1)
+    assert last_cseq(room) == 1
+    assert Message.objects.get().cseq == 1
 
 
 def test_message_create_many_with_a_repeated_client_id_stores_none(alice):
