@@ -7,7 +7,7 @@ from chat.models import Membership, Message, Room
 class RoomAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "is_private", "last_seq", "last_message_at"]
     search_fields = ["slug", "name"]
-    readonly_fields = ["last_seq"]
+    readonly_fields = ["last_seq", "last_cseq"]
 
 
 @admin.register(Message)
@@ -16,7 +16,7 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["is_deleted"]
     search_fields = ["body", "author__username", "room__slug"]
     raw_id_fields = ["room", "author"]
-    readonly_fields = ["seq", "client_id"]
+    readonly_fields = ["seq", "cseq", "client_id"]
 
 
 @admin.register(Membership)

@@ -1,8 +1,9 @@
 """Who receives what: channel-layer group names, and sends after commit.
 
-Room groups carry encoded frames to each process's hub (chat.hub), which
-hands them to its sockets; the users group carries events for every socket of
-one user, whatever room it is in, to every hub.
+Room groups carry domain events (a kind and plain data, never encoded frames)
+to each process's hub (chat.hub), which hands them to its sockets, each
+encoded once per protocol version; the users group carries events for every
+socket of one user, whatever room it is in, and rooms' activity, to every hub.
 """
 import asyncio
 import contextvars
@@ -15,8 +16,12 @@ from django.db import transaction
 
 from chat.outages import Outage
 
-ROOM_FRAME = "room.frame"
+ROOM_EVENT = "room.event"
+USER_EVENT = "user.event"
+ROOM_ACTIVITY = "room.activity"
 USERS_GROUP = "chat.users"
+# Seconds a write's caller waits at most for its after-commit sends to reach the layer.
+SEND_WAIT_SECONDS = 0.5
 
 logger = logging.getLogger(__name__)
 layer_outage = Outage("the channel layer (broadcasts)", logger)
@@ -27,23 +32,42 @@ def room_group(room_id):
     return f"chat.room.{room_id}"
 
 
-def room_event(room_id, text, *, seq=None, skip_user=None):
-    """Return the layer event that delivers an encoded frame to a room's sockets.
+def room_event(room_id, kind, data, *, seq=None, cseq=None, skip_user=None):
+    """Return the layer event that delivers a domain event (`kind`, plain `data`) to a room's sockets.
 
-    `seq` lets a socket drop a message its welcome already carried; `skip_user`
-    keeps the frame from the sockets of the user who caused it.
+    Each hub encodes it once per protocol version. `seq` and `cseq` let a
+    socket drop what its welcome already carried; `skip_user` keeps the event
+    from the sockets of the user who caused it.
     """
-    return {"type": ROOM_FRAME, "room": room_id, "text": text, "seq": seq, "skip_user": skip_user}
+    return {
+        "type": ROOM_EVENT, "room": room_id, "kind": kind, "data": data,
+        "seq": seq, "cseq": cseq, "skip_user": skip_user,
+    }
 
 
-def room_send_on_commit(room_id, text, *, seq=None):
-    """Send an encoded frame to every socket in a room once the transaction commits."""
-    _send_on_commit(room_group(room_id), room_event(room_id, text, seq=seq))
+def room_send_on_commit(room_id, kind, data, *, seq=None, cseq=None):
+    """Send a domain event to every socket in a room once the transaction commits."""
+    _send_on_commit(room_group(room_id), room_event(room_id, kind, data, seq=seq, cseq=cseq))
 
 
-def user_event_on_commit(user_id, event):
-    """Send a layer event to every socket of a user once the transaction commits."""
+def user_event_on_commit(user_id, kind, data):
+    """Send a domain event (`data` names its room by slug) to every socket of a user once the transaction commits."""
+    user_control_on_commit(user_id, {"type": USER_EVENT, "kind": kind, "data": data})
+
+
+def user_control_on_commit(user_id, event):
+    """Send a layer event that acts on a user's sockets (a removal, a logout) once the transaction commits."""
     _send_on_commit(USERS_GROUP, {**event, "user": user_id})
+
+
+def activity_on_commit(room_id, data):
+    """Tell every socket that lists the room in its sidebar about new activity, once the transaction commits.
+
+    One event for all members, whatever their number: each hub hands it to the
+    sockets of members it holds (chat.hub), and those that show the room get
+    the room's own events anyway.
+    """
+    _send_on_commit(USERS_GROUP, {"type": ROOM_ACTIVITY, "room": room_id, "kind": "room_activity", "data": data})
 
 
 def _send_on_commit(group, event):
@@ -100,17 +124,19 @@ def sending_on_loop(func):
         # The thread's hand-over runs on the loop before its result does, so
         # `sends` is complete here. Waiting for them keeps each socket from
         # storing faster than the layer takes its broadcasts (unbounded sends
-        # would queue the hub's probe behind them, past its timeout).
+        # would queue the hub's probe behind them, past its timeout); a layer
+        # that stopped answering must not hold the caller, though (a handshake
+        # that joins a room tells the user's other tabs): the hub notices the outage.
         if sends:
-            await asyncio.wait(sends)
+            await asyncio.wait(sends, timeout=SEND_WAIT_SECONDS)
         return result
     return call
 
 
-async def room_send(room_id, text, *, skip_user=None):
-    """Send an ephemeral encoded frame (typing, presence) to a room's sockets now, if the layer takes it."""
+async def room_send(room_id, kind, data, *, skip_user=None):
+    """Send an ephemeral domain event (typing, presence) to a room's sockets now, if the layer takes it."""
     try:
-        await get_channel_layer().group_send(room_group(room_id), room_event(room_id, text, skip_user=skip_user))
+        await get_channel_layer().group_send(room_group(room_id), room_event(room_id, kind, data, skip_user=skip_user))
     except Exception as error:  # noqa: BLE001 - ephemeral: a lost typing or presence frame is only late news
         layer_outage.failed(error)
     else:

@@ -13,15 +13,15 @@ User events (rare: mentions, removals, logouts) go to one group that every
 hub subscribes to, and each hub picks out its own users' sockets.
 """
 import asyncio
+import contextlib
 import logging
 import weakref
 
 from channels.layers import get_channel_layer
 
 from chat import protocol
-from chat.broadcast import ROOM_FRAME, USERS_GROUP, room_group
+from chat.broadcast import ROOM_ACTIVITY, ROOM_EVENT, USER_EVENT, USERS_GROUP, room_group
 from chat.outages import Outage
-from chat.wire import text_frame
 
 logger = logging.getLogger(__name__)
 # One WARNING when the layer goes, one INFO when it is back, for every hub of the process.
@@ -37,7 +37,7 @@ PROBE_SECONDS = 2.0
 PROBE_TIMEOUT = 6.0
 PROBE = "hub.probe"
 # The user events, and the socket method that takes each.
-USER_HANDLERS = {"user.frame": "user_frame", "room.removed": "room_removed", "session.revoked": "session_revoked"}
+USER_HANDLERS = {USER_EVENT: "user_event", "session.revoked": "session_revoked"}
 
 
 class LinkLost(Exception):
@@ -47,8 +47,10 @@ class LinkLost(Exception):
 class RoomHub:
     """One process's subscriptions to room groups and the users group, and the local sockets of each.
 
-    Sockets must have a user_id and offer room_frame(event), close(code=...),
-    drop_if_peer_closed() and a method for each of USER_HANDLERS. When the layer
+    Sockets must have a user_id and offer room_event(event), room_activity(event),
+    close(code=...), drop_if_peer_closed() and a method for each of USER_HANDLERS.
+    A socket is attached once (its user's events) and joins any number of rooms
+    (their events), and may watch rooms for their activity. When the layer
     stops delivering, every local socket is closed (4012, or 4011 when the hub
     itself failed) so that clients reconnect and resume with ?after=; none is
     left open but deaf.
@@ -58,52 +60,79 @@ class RoomHub:
         self.layer = get_channel_layer()
         self.rooms = {}  # room_id -> set of sockets
         self.users = {}  # user_id -> set of sockets
+        self.watchers = {}  # room_id -> sockets shown the room's activity
         self.channel = None
         self.lock = asyncio.Lock()
         self.tasks = []
         self.probe = None
 
+    async def attach(self, socket):
+        """Give a socket its user's events; raise LinkLost when the layer cannot subscribe (it is down)."""
+        async with self._subscribing():
+            self.users.setdefault(socket.user_id, set()).add(socket)
+
     async def join(self, room_id, socket):
-        """Add a socket to a room; once this returns, every frame sent to the room reaches it.
+        """Add an attached socket to a room; once this returns, every event sent to the room reaches it.
 
         Raise LinkLost when the layer cannot subscribe (it is down).
         """
-        try:
-            await self._join(room_id, socket)
-        except Exception as error:
-            layer_outage.failed(error)
-            raise LinkLost(str(error)) from error
-
-    async def _join(self, room_id, socket):
-        async with self.lock:
-            if self.channel is None:
-                channel = await self.layer.new_channel("chat.hub.")
-                await self.layer.group_add(USERS_GROUP, channel)
-                self.channel = channel
-                self.tasks = [
-                    asyncio.create_task(self._read()), asyncio.create_task(self._renew()),
-                    asyncio.create_task(self._watch()),
-                ]
+        async with self._subscribing():
             if room_id not in self.rooms:
                 await self.layer.group_add(room_group(room_id), self.channel)
                 self.rooms[room_id] = set()
             self.rooms[room_id].add(socket)
-            self.users.setdefault(socket.user_id, set()).add(socket)
+
+    @contextlib.asynccontextmanager
+    async def _subscribing(self):
+        try:
+            async with self.lock:
+                if self.channel is None:
+                    channel = await self.layer.new_channel("chat.hub.")
+                    await self.layer.group_add(USERS_GROUP, channel)
+                    self.channel = channel
+                    self.tasks = [
+                        asyncio.create_task(self._read()), asyncio.create_task(self._renew()),
+                        asyncio.create_task(self._watch()),
+                    ]
+                yield
+        except Exception as error:
+            layer_outage.failed(error)
+            raise LinkLost(str(error)) from error
 
     async def leave(self, room_id, socket):
         """Remove a socket from a room, unsubscribing when it was the room's last here."""
         async with self.lock:
             sockets = self.rooms.get(room_id)
-            if sockets is None:
+            if sockets is None or socket not in sockets:
                 return
             sockets.discard(socket)
-            mine = self.users.get(socket.user_id, set())
-            mine.discard(socket)
-            if not mine:
-                self.users.pop(socket.user_id, None)
             if not sockets:
                 del self.rooms[room_id]
                 await self.layer.group_discard(room_group(room_id), self.channel)
+
+    async def detach(self, socket, room_ids=()):
+        """Take a socket out of its rooms `room_ids`, its watched rooms and its user's events."""
+        self.unwatch(socket, tuple(room for room, sockets in self.watchers.items() if socket in sockets))
+        for room_id in room_ids:
+            await self.leave(room_id, socket)
+        mine = self.users.get(socket.user_id, set())
+        mine.discard(socket)
+        if not mine:
+            self.users.pop(socket.user_id, None)
+
+    def watch(self, socket, room_ids):
+        """Show a socket the activity of rooms (new messages, for a sidebar) without their events."""
+        for room_id in room_ids:
+            self.watchers.setdefault(room_id, set()).add(socket)
+
+    def unwatch(self, socket, room_ids):
+        """Stop showing a socket the activity of rooms."""
+        for room_id in room_ids:
+            sockets = self.watchers.get(room_id)
+            if sockets is not None:
+                sockets.discard(socket)
+                if not sockets:
+                    del self.watchers[room_id]
 
     def local_count(self, room_id):
         """Return how many of a room's sockets this process holds."""
@@ -127,15 +156,14 @@ class RoomHub:
             if self.probe is not None and not self.probe.done():
                 self.probe.set_result(None)
             kind = event.get("type")
-            if kind == ROOM_FRAME:
-                sockets, handler = self.rooms.get(event.get("room"), ()), "room_frame"
+            if kind == ROOM_EVENT:
+                sockets, handler = self.rooms.get(event.get("room"), ()), "room_event"
+            elif kind == ROOM_ACTIVITY:
+                sockets, handler = self.watchers.get(event.get("room"), ()), "room_activity"
             elif kind in USER_HANDLERS:
                 sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
             else:
                 continue
-            if sockets and "text" in event:
-                # Built once here; each socket with a direct writer then costs one socket write.
-                event["frame"] = text_frame(event["text"])
             for socket in tuple(sockets):
                 try:
                     await getattr(socket, handler)(event)
@@ -169,26 +197,25 @@ class RoomHub:
         """Let go of sockets whose clients closed but that daphne holds until they read what is queued."""
         # A client that stopped reading and then closed is never told apart
         # by daphne: its disconnect waits for a write buffer that never drains.
-        for sockets in tuple(self.rooms.values()):
+        for sockets in tuple(self.users.values()):
             for socket in tuple(sockets):
                 socket.drop_if_peer_closed()
 
     async def reset(self, code):
         """Close every local socket with `code` and drop the subscriptions; the next join starts afresh."""
         async with self.lock:
-            rooms, channel, tasks = self.rooms, self.channel, self.tasks
-            self.rooms, self.users, self.channel, self.tasks = {}, {}, None, []
+            rooms, users, channel, tasks = self.rooms, self.users, self.channel, self.tasks
+            self.rooms, self.users, self.watchers, self.channel, self.tasks = {}, {}, {}, None, []
         for task in tasks:
             if task is not asyncio.current_task():
                 task.cancel()
-        for sockets in rooms.values():
-            for socket in sockets:
-                try:
-                    # Sockets still in their handshake are accepted and closed
-                    # with the code too: a refused handshake would read as "not allowed".
-                    await socket.close(code=code)
-                except Exception:
-                    logger.exception("could not close a socket of the room hub")
+        for socket in {socket for sockets in (*rooms.values(), *users.values()) for socket in sockets}:
+            try:
+                # Sockets still in their handshake are accepted and closed
+                # with the code too: a refused handshake would read as "not allowed".
+                await socket.close(code=code)
+            except Exception:
+                logger.exception("could not close a socket of the room hub")
         if channel is None:
             return
         for group in [USERS_GROUP, *map(room_group, rooms)]:

@@ -20,7 +20,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from chat import protocol
+from chat import events
 from chat.broadcast import room_send
 from chat.outages import Outage
 
@@ -262,9 +262,18 @@ class ProcessPresence:
         """Return how many sockets a user has open on this process."""
         return self.sockets[username]
 
-    async def add(self, room_id, username):
-        """Count a new socket; return True when the user just came online in the room."""
+    def socket_opened(self, username):
+        """Count a user's new socket, whatever rooms it shows."""
         self.sockets[username] += 1
+
+    def socket_closed(self, username):
+        """Uncount a user's closed socket."""
+        self.sockets[username] -= 1
+        if self.sockets[username] <= 0:
+            del self.sockets[username]
+
+    async def add(self, room_id, username):
+        """Count a socket's view of a room; return True when the user just came online in the room."""
         users = self.rooms.setdefault(room_id, Counter())
         users[username] += 1
         if self.heartbeat is None:
@@ -272,10 +281,7 @@ class ProcessPresence:
         return users[username] == 1 and await self.store.connect(room_id, username, self.conn)
 
     async def remove(self, room_id, username):
-        """Uncount a closed socket; return True when it was the user's last one in the room, anywhere."""
-        self.sockets[username] -= 1
-        if self.sockets[username] <= 0:
-            del self.sockets[username]
+        """Uncount a socket's view of a room; return True when it was the user's last one in the room, anywhere."""
         users = self.rooms.get(room_id, Counter())
         users[username] -= 1
         if users[username] > 0:
@@ -299,9 +305,9 @@ class ProcessPresence:
         for username in usernames:
             # An entry that expired meanwhile (a long stall) comes back as a new presence.
             if await self.store.connect(room_id, username, self.conn):
-                await room_send(room_id, protocol.join_frame(username))
+                await room_send(room_id, events.JOIN, {"user": username})
         for username in await self.store.sweep(room_id):
-            await room_send(room_id, protocol.leave_frame(username))
+            await room_send(room_id, events.LEAVE, {"user": username})
 
 
 _process_presences = weakref.WeakKeyDictionary()

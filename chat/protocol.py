@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from chat import events
 from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
 
 VERSION = 1
@@ -21,6 +22,10 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 TOO_MANY_SOCKETS = "too_many_sockets"
+# Protocol v2 (chat/frames.py): a room-scoped request for a room the socket has not subscribed to,
+# and a subscribe past frames.MAX_SUBSCRIPTIONS.
+NOT_SUBSCRIBED = "not_subscribed"
+TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
 
 # Close codes sent by the server: all in 4000-4999, because autobahn refuses
 # an application's 1008, 1011 and 1012 (it raises, and the socket is lost).
@@ -52,6 +57,8 @@ class ProtocolError(Exception):
         self.code = code
         self.detail = detail
         self.client_id = client_id
+        # What the error frame echoes of a frame that did not parse (protocol v2: request_id, room, client_id).
+        self.echo = {}
 
 
 @dataclass(frozen=True)
@@ -219,52 +226,59 @@ def encode(frame):
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def _timestamp(value):
-    return value.isoformat().replace("+00:00", "Z") if value else None
+# The wire form of a stored message is the domain's plain data of it.
+message_data = events.message_data
 
 
-def message_data(message):
-    """Return the wire form of a stored message."""
-    return {
-        "id": message.id,
-        "seq": message.seq,
-        "cseq": message.cseq,
-        "room": message.room.slug,
-        "author": message.author.username,
-        "body": message.body,
-        "created_at": _timestamp(message.created_at),
-        "edited_at": _timestamp(message.edited_at),
-        "client_id": message.client_id,
-    }
+def encode_event(kind, data):
+    """Return the v1 frame of a domain event (chat.events), or None when v1 has no such frame."""
+    if kind == events.NOTIFICATION:
+        # v1 notifies of mentions only; it has no field to say why.
+        if data["reason"] != "mention":
+            return None
+        return encode({"type": kind, "room": data["room"], "message": data["message"]})
+    if kind not in V1_EVENTS:
+        return None
+    return encode({"type": kind, **data})
 
 
-def _with_messages(head, messages, *, has_more, keep, max_bytes):
-    """Return (the JSON text of frame `head` with as many whole `messages` as fit in `max_bytes` of UTF-8, those messages).
+V1_EVENTS = {events.MESSAGE, events.MESSAGE_EDITED, events.MESSAGE_DELETED, events.TYPING, events.JOIN, events.LEAVE}
 
-    The messages are oldest first; `keep` says which end of them stays when
-    they do not all fit ("newest" for a page back in time, "oldest" for a page
-    forward), and then `has_more` becomes true: the client asks for the rest.
+
+def fit(text, field, parts, *, keep, max_bytes):
+    """Return (frame `text` with as many whole encoded `parts` as fit in `max_bytes` of UTF-8 in its empty list `field`, their indexes).
+
+    The parts are oldest first; `keep` says which end of them stays when they
+    do not all fit ("newest" for a page back in time, "oldest" for a page
+    forward), and then the frame's `has_more` becomes true: the client asks for the rest.
     """
-    parts = [encode(message_data(message)) for message in messages]
-    text = encode(head)
-    # The head, the messages' brackets and commas, and the longest has_more.
-    budget = max_bytes - len(text.encode("utf-8")) - len(',"messages":[],"has_more":false')
+    # "true" is shorter than "false": the flag may flip within the budget.
+    budget = max_bytes - len(text.encode("utf-8"))
     sizes = [len(part) if part.isascii() else len(part.encode("utf-8")) for part in parts]
     order = range(len(parts) - 1, -1, -1) if keep == "newest" else range(len(parts))
-    chosen = []
+    chosen, cut = [], False
     for i in order:
         budget -= sizes[i] + 1
         if budget < 0:
-            has_more = True
+            cut = True
             break
         chosen.append(i)
     chosen.sort()
-    body = ",".join(parts[i] for i in chosen)
-    text = f'{text[:-1]},"messages":[{body}],"has_more":{"true" if has_more else "false"}}}'
+    # Strings in JSON escape their quotes, so these patterns only match the frame's own fields.
+    text = text.replace(f'"{field}":[]', f'"{field}":[{",".join(parts[i] for i in chosen)}]', 1)
+    if cut:
+        text = text.replace('"has_more":false', '"has_more":true', 1)
+    return text, chosen
+
+
+def _with_messages(head, messages, *, has_more, keep, max_bytes):
+    """Return (the JSON text of frame `head` with as many whole `messages` as fit in `max_bytes`, those messages)."""
+    text = encode({**head, "messages": [], "has_more": has_more})
+    text, chosen = fit(text, "messages", [encode(message_data(m)) for m in messages], keep=keep, max_bytes=max_bytes)
     return text, [messages[i] for i in chosen]
 
 
-def _fit_names(names, max_bytes):
+def fit_names(names, max_bytes):
     """Return the first of the sorted `names` whose JSON fits in `max_bytes`."""
     fitted, size = [], 2
     for name in names:
@@ -282,7 +296,7 @@ def welcome_frame(*, room, user, messages, has_more, online, last_read_seq, buil
     A resumed socket's messages are the oldest after its seq, a fresh one's the
     latest; the online list takes at most a quarter of the frame (`online_count` says how many).
     """
-    online_shown = _fit_names(online, max_bytes // 4)
+    online_shown = fit_names(online, max_bytes // 4)
     head = {
         "type": "welcome",
         "version": VERSION,
@@ -300,36 +314,6 @@ def welcome_frame(*, room, user, messages, has_more, online, last_read_seq, buil
 def message_frame(message):
     """Build the frame that carries one new message."""
     return encode({"type": "message", "message": message_data(message)})
-
-
-def message_edited_frame(message):
-    """Build the frame that carries an edited message."""
-    return encode({"type": "message_edited", "message": message_data(message)})
-
-
-def message_deleted_frame(message):
-    """Build the frame that says a message was deleted."""
-    return encode({"type": "message_deleted", "id": message.id, "seq": message.seq})
-
-
-def typing_frame(username):
-    """Build the frame that says a user is typing."""
-    return encode({"type": "typing", "user": username})
-
-
-def join_frame(username):
-    """Build the frame that says a user came online in the room."""
-    return encode({"type": "join", "user": username})
-
-
-def leave_frame(username):
-    """Build the frame that says a user's last socket in the room closed."""
-    return encode({"type": "leave", "user": username})
-
-
-def notification_frame(message):
-    """Build the frame that tells a mentioned user about a message, wherever they are."""
-    return encode({"type": "notification", "room": message.room.slug, "message": message_data(message)})
 
 
 def history_frame(messages, has_more, *, forward=False, max_bytes=MAX_FRAME_BYTES):

@@ -1,10 +1,12 @@
 """Websocket URL patterns for the chat app."""
 from django.urls import re_path
 
-from chat.consumers import ChatConsumer
+from chat.consumers import ChatConsumer, RoomConsumer
 
-# Match any path segment so that a bad slug reaches the consumer and is refused
-# with a clean 403 instead of a routing error.
 websocket_urlpatterns = [
-    re_path(r"^ws/chat/(?P<slug>[^/]*)/$", ChatConsumer.as_asgi()),
+    # Protocol v2: one socket per tab, rooms by subscription.
+    re_path(r"^ws/$", ChatConsumer.as_asgi()),
+    # Protocol v1 (deprecated): one socket per room. Any path segment matches, so that a
+    # bad slug reaches the consumer and is refused with a close code instead of a routing error.
+    re_path(r"^ws/chat/(?P<slug>[^/]*)/$", RoomConsumer.as_asgi()),
 ]

@@ -2,9 +2,11 @@
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from chat import events
 from chat.models import Membership, Message, Room, validate_room_slug
 from chat.protocol import DEFAULT_PAGE
 
@@ -42,6 +44,24 @@ def room_list_for_user(user):
         .annotate(unread=Count("room__messages", filter=unread))
         .order_by(F("room__last_message_at").desc(nulls_last=True), "room__slug")
     )
+
+
+def room_unread_count(*, room, user, after):
+    """Return how many of a room's messages after seq `after` are unread for `user`: others', not deleted."""
+    return Message.objects.filter(room=room, seq__gt=after, is_deleted=False).exclude(author=user).count()
+
+
+def room_summaries_for_user(user, limit):
+    """Return (the sidebar summaries of the user's `limit` most recently active rooms, how many rooms they have)."""
+    memberships = list(room_list_for_user(user)[:limit])
+    summaries = [events.room_summary(m.room, user, unread=m.unread) for m in memberships]
+    count = len(summaries) if len(summaries) < limit else Membership.objects.filter(user=user).count()
+    return summaries, count
+
+
+def room_ids_for_user(user):
+    """Return the ids of every room the user is a member of."""
+    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
 
 
 def room_list_public(*, exclude_user=None):
@@ -93,3 +113,24 @@ def change_list(*, room, after, limit=DEFAULT_PAGE):
 def room_last_cseq(room):
     """Return the room's last allocated cseq as the database holds it now."""
     return Room.objects.values_list("last_cseq", flat=True).get(pk=room.pk)
+
+
+def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
+    """Return (cseq, items, has_more) read in one snapshot: the latest messages, with `after` the changes since.
+
+    `after_seq` (protocol v1's resume) gives the messages after that seq instead.
+
+    `cseq` is the room's last change in that snapshot, so that a live event
+    at or below it is already reflected, and every one above it is not.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Read committed gives each statement its own snapshot; the two reads must share one.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cseq = room_last_cseq(room)
+        if after is not None:
+            items, has_more = change_list(room=room, after=after, limit=limit)
+        else:
+            items, has_more = message_list(room=room, after=after_seq, limit=limit)
+    return cseq, items, has_more

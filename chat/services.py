@@ -15,8 +15,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat import protocol, selectors
-from chat.broadcast import room_send_on_commit, user_event_on_commit
+from chat import events, selectors
 from chat.limits import Limit
 from chat.mentions import mentioned_members, mentioned_usernames
 from chat.models import Membership, Message, Room, validate_room_slug
@@ -37,6 +36,7 @@ def room_create(*, slug, user, name=None, private=False):
             slug=slug, defaults={"name": name or slug, "created_by": user, "is_private": private}
         )
         if created:
+            events.room_added(user, room)
             return room, Membership.objects.create(room=room, user=user)
     return _room_join(room, user)
 
@@ -54,7 +54,9 @@ def _room_join(room, user):
         if membership is None:
             raise PermissionDenied("This room is private.")
         return room, membership
-    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    if created:
+        events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
     return room, membership
 
 
@@ -73,7 +75,8 @@ def room_open_direct(*, user, username):
         defaults={"name": f"{low.username} & {high.username}", "is_private": True, "is_direct": True},
     )
     for member in {low, high}:
-        Membership.objects.get_or_create(room=room, user=member)
+        if Membership.objects.get_or_create(room=room, user=member)[1]:
+            events.room_added(member, room)
     return room
 
 
@@ -96,7 +99,9 @@ def membership_add(*, room, actor, username):
     """Add the user named `username` to a private room; only its creator may."""
     _check_room_admin(room, actor)
     user = get_user_model().objects.get(username=username, is_active=True)
-    membership, _ = Membership.objects.get_or_create(room=room, user=user)
+    membership, created = Membership.objects.get_or_create(room=room, user=user)
+    if created:
+        events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
     return membership
 
 
@@ -108,14 +113,16 @@ def membership_remove(*, room, actor, username):
     if membership.user_id == room.created_by_id:
         raise PermissionDenied("The creator cannot be removed from their room.")
     membership.delete()
-    user_event_on_commit(membership.user_id, {"type": "room.removed", "room_id": room.pk})
+    events.room_removed(membership.user_id, room)
 
 
 def membership_read(*, room, user, seq):
     """Move the user's read marker forward to `seq` (never back, never past the last message)."""
     last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
     target = min(seq, last_seq)
-    Membership.objects.filter(room=room, user=user, last_read_seq__lt=target).update(last_read_seq=target)
+    if Membership.objects.filter(room=room, user=user, last_read_seq__lt=target).update(last_read_seq=target):
+        unread = selectors.room_unread_count(room=room, user=user, after=target)
+        events.room_read(user.pk, room, last_read_seq=target, unread=unread)
 
 
 def message_create(*, room, author, body, client_id=None):
@@ -149,7 +156,7 @@ def message_create_many(sends):
     messages = [Message(**send, created_at=now) for send in sends]
     _store_messages(messages)
     for message in messages:
-        room_send_on_commit(message.room_id, protocol.message_frame(message), seq=message.seq)
+        events.message_created(message)
         _notify_mentioned(message)
     return messages
 
@@ -253,9 +260,8 @@ def _notify_mentioned(message):
         .filter(Q(user__username__in=names) | Q(lowered__in={name.lower() for name in names}))
         .values_list("user__username", "user_id")
     )
-    frame = protocol.notification_frame(message)
     for user_id in {candidates[username] for username in mentioned_members(names, candidates)} - {message.author_id}:
-        user_event_on_commit(user_id, {"type": "user.frame", "text": frame})
+        events.user_mentioned(user_id, message)
 
 
 def _message_by_client_id(room, author, client_id):
@@ -278,7 +284,7 @@ def message_edit(*, room, actor, message_id, body):
     message.edited_at = timezone.now()
     message.cseq = _next_cseq(room.pk)
     message.save(update_fields=["body", "edited_at", "cseq"])
-    room_send_on_commit(room.pk, protocol.message_edited_frame(message))
+    events.message_edited(message)
     return message
 
 
@@ -291,5 +297,5 @@ def message_delete(*, room, actor, message_id):
     message.is_deleted = True
     message.cseq = _next_cseq(room.pk)
     message.save(update_fields=["is_deleted", "cseq"])
-    room_send_on_commit(room.pk, protocol.message_deleted_frame(message))
+    events.message_deleted(message)
     return message

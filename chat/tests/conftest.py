@@ -60,7 +60,7 @@ async def connect():
     opened = []
 
     async def open_socket(user=None, slug="lobby", *, query="", origin=ORIGIN, expect_welcome=True, client=None,
-                          create=True):
+                          create=True, path=None):
         # The Origin must be the page's own: the one of the Host the request names.
         headers = [(b"host", b"localhost")] + ([(b"origin", origin.encode())] if origin else [])
         if user is not None and create:
@@ -70,7 +70,7 @@ async def connect():
             client = await database_sync_to_async(logged_in_client)(user)
         if client is not None:
             headers.append((b"cookie", session_cookie(client)))
-        path = f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
+        path = path or f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
         communicator = WebsocketCommunicator(application, path, headers=headers)
         opened.append(communicator)
         connected, _ = await communicator.connect(timeout=5)

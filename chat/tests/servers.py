@@ -230,9 +230,10 @@ class WebClient:
         assert status == 200 and self.cookie("sessionid"), f"login of {username} failed ({status}):\n{page[:2000]}"
         return self
 
-    def socket(self, slug, query=""):
-        """Return an unopened websocket connection to a room, carrying this client's session."""
-        url = self.base_url.replace("http", "ws", 1) + f"/ws/chat/{slug}/" + (f"?{query}" if query else "")
+    def socket(self, slug=None, query=""):
+        """Return an unopened websocket connection carrying this client's session: to a room (v1), or a tab's (v2)."""
+        path = f"/ws/chat/{slug}/" if slug is not None else "/ws/"
+        url = self.base_url.replace("http", "ws", 1) + path + (f"?{query}" if query else "")
         return websockets.asyncio.client.connect(
             url, origin=self.base_url, additional_headers={"Cookie": f"sessionid={self.cookie('sessionid')}"},
             ssl=self.ssl_context if url.startswith("wss") else None, proxy=None, open_timeout=10,

@@ -258,10 +258,10 @@ async def test_live_frame_already_in_the_welcome_is_not_sent_twice(connect, make
     layer = get_channel_layer()
     group = room_group(last.room_id)
     # A broadcast of seq 3 that arrives after the welcome (which carried it) is a duplicate.
-    await layer.group_send(group, room_event(last.room_id, '{"type":"message"}', seq=3))
+    await layer.group_send(group, room_event(last.room_id, "typing", {"user": "again"}, seq=3))
     assert await socket.receive_nothing(timeout=0.2)
-    await layer.group_send(group, room_event(last.room_id, '{"type":"message"}', seq=4))
-    assert await socket.receive_from(timeout=5) == '{"type":"message"}'
+    await layer.group_send(group, room_event(last.room_id, "typing", {"user": "new"}, seq=4))
+    assert await socket.receive_json_from(timeout=5) == {"type": "typing", "user": "new"}
 
 
 # Room life: private rooms, edit and delete, typing, presence, read markers, mentions.
@@ -355,7 +355,9 @@ async def test_delete_by_staff_hides_the_message_but_keeps_its_seq(connect, make
     messages = await post("lobby", alice, 3)
     m = await connect(mod)
     await m.send_json_to({"type": "delete", "id": messages[1].id})
-    assert await m.receive_json_from(timeout=5) == {"type": "message_deleted", "id": messages[1].id, "seq": 2}
+    # The room's fourth change, after three messages.
+    deleted = {"type": "message_deleted", "id": messages[1].id, "seq": 2, "cseq": 4}
+    assert await m.receive_json_from(timeout=5) == deleted
     await m.send_json_to({"type": "history", "after": 0})
     assert [msg["seq"] for msg in (await m.receive_json_from(timeout=5))["messages"]] == [1, 3]
     await m.send_json_to({"type": "delete", "id": messages[1].id})

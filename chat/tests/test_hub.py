@@ -7,7 +7,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat.broadcast import (
-    USERS_GROUP, room_event, room_group, room_send_on_commit, sending_on_loop, user_event_on_commit,
+    USERS_GROUP, activity_on_commit, room_event, room_group, room_send_on_commit, sending_on_loop,
+    user_event_on_commit,
 )
 from chat.hub import RoomHub
 
@@ -16,16 +17,19 @@ class Socket:
     """Stand in for a consumer: records the frames the hub hands it."""
 
     def __init__(self, fail=False, user_id=1):
-        self.frames, self.events = [], []
+        self.frames, self.events, self.activity = [], [], []
         self.fail, self.user_id = fail, user_id
 
-    async def room_frame(self, event):
+    async def room_event(self, event):
         if self.fail:
             raise RuntimeError("broken socket")
-        self.frames.append(event["text"])
+        self.frames.append(event["data"]["text"])
 
-    async def user_frame(self, event):
+    async def user_event(self, event):
         self.events.append(event)
+
+    async def room_activity(self, event):
+        self.activity.append(event["data"])
 
     def drop_if_peer_closed(self):
         """Stand in for the consumer's look at its connection (none here)."""
@@ -51,8 +55,8 @@ async def test_one_subscription_per_room_however_many_sockets(layer):
     for socket in sockets:
         await hub.join(7, socket)
     assert set(layer.groups[room_group(7)]) == {hub.channel}
-    await layer.group_send(room_group(7), room_event(7, "one"))
-    await layer.group_send(room_group(7), room_event(7, "two"))
+    await layer.group_send(room_group(7), room_event(7, "typing", {"text": "one"}))
+    await layer.group_send(room_group(7), room_event(7, "typing", {"text": "two"}))
     await until(lambda: all(len(s.frames) == 2 for s in sockets))
     assert all(s.frames == ["one", "two"] for s in sockets)
 
@@ -74,7 +78,7 @@ async def test_frames_go_to_their_own_room_only(layer):
     here, there = Socket(), Socket()
     await hub.join(1, here)
     await hub.join(2, there)
-    await layer.group_send(room_group(2), room_event(2, "for room 2"))
+    await layer.group_send(room_group(2), room_event(2, "typing", {"text": "for room 2"}))
     await until(lambda: there.frames)
     assert here.frames == [] and there.frames == ["for room 2"]
 
@@ -84,7 +88,7 @@ async def test_a_broken_socket_does_not_stop_delivery_to_the_others(layer):
     broken, healthy = Socket(fail=True), Socket()
     await hub.join(1, broken)
     await hub.join(1, healthy)
-    await layer.group_send(room_group(1), room_event(1, "still delivered"))
+    await layer.group_send(room_group(1), room_event(1, "typing", {"text": "still delivered"}))
     await until(lambda: healthy.frames)
     assert healthy.frames == ["still delivered"]
 
@@ -94,16 +98,34 @@ async def test_user_events_reach_every_socket_of_that_user_in_any_room_and_no_ot
     hub = RoomHub()
     mine = [Socket(user_id=5), Socket(user_id=5)]
     other = Socket(user_id=6)
-    await hub.join(1, mine[0])
-    await hub.join(2, mine[1])
-    await hub.join(1, other)
+    for socket in (*mine, other):
+        await hub.attach(socket)
+    await hub.join(1, mine[0])  # in a room or not, a socket gets its user's events
     assert set(layer.groups[USERS_GROUP]) == {hub.channel}
-    await database_sync_to_async(user_event_on_commit)(5, {"type": "user.frame", "text": "for 5"})
+    await database_sync_to_async(user_event_on_commit)(5, "notification", {"text": "for 5"})
     await until(lambda: all(s.events for s in mine))
-    assert [e["text"] for s in mine for e in s.events] == ["for 5", "for 5"] and other.events == []
-    await hub.leave(1, mine[0])
-    await hub.leave(2, mine[1])
-    assert 5 not in hub.users and hub.users == {6: {other}}
+    assert [e["data"]["text"] for s in mine for e in s.events] == ["for 5", "for 5"] and other.events == []
+    await hub.detach(mine[0], [1])
+    await hub.detach(mine[1])
+    assert 5 not in hub.users and hub.users == {6: {other}} and hub.local_count(1) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_activity_reaches_the_sockets_watching_the_room_only_until_they_stop(layer):
+    hub = RoomHub()
+    watching, elsewhere = Socket(user_id=5), Socket(user_id=6)
+    for socket in (watching, elsewhere):
+        await hub.attach(socket)
+    hub.watch(watching, [1, 2])
+    hub.watch(elsewhere, [3])
+    await database_sync_to_async(activity_on_commit)(2, {"seq": 1})
+    await until(lambda: watching.activity)
+    assert watching.activity == [{"seq": 1}] and elsewhere.activity == []
+    await hub.detach(watching)
+    await database_sync_to_async(activity_on_commit)(2, {"seq": 2})
+    await database_sync_to_async(activity_on_commit)(3, {"seq": 1})
+    await until(lambda: elsewhere.activity)
+    assert watching.activity == [{"seq": 1}] and hub.watchers == {3: {elsewhere}}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,7 +137,7 @@ async def test_a_write_whose_caller_was_cancelled_is_still_sent(layer):
     def write():
         started.set()
         release.wait(5)
-        room_send_on_commit(1, "stored")
+        room_send_on_commit(1, "typing", {"text": "stored"})
 
     call = asyncio.create_task(sending_on_loop(database_sync_to_async(write))())
     await asyncio.to_thread(started.wait, 5)
@@ -123,4 +145,4 @@ async def test_a_write_whose_caller_was_cancelled_is_still_sent(layer):
     release.set()
 
     event = await asyncio.wait_for(layer.receive(channel), 5)
-    assert event["text"] == "stored"
+    assert event["data"] == {"text": "stored"}

@@ -17,8 +17,8 @@ class Socket:
     def __init__(self):
         self.frames, self.closed = [], None
 
-    async def room_frame(self, event):
-        self.frames.append(event["text"])
+    async def room_event(self, event):
+        self.frames.append(event["data"])
 
     async def close(self, code=None):
         self.closed = code

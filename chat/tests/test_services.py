@@ -3,13 +3,30 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
-from chat import services
+from chat import broadcast, events, services
 from chat.models import Membership, Message, Room
 
 
 @pytest.fixture
 def alice(make_user):
     return make_user("alice")
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Record the (kind, data) of every domain event the services send after commit, as they register it."""
+    # The test's own transaction never commits; test_broadcast_waits_for_commit covers the waiting.
+    events = []
+
+    def record(group, event):
+        events.append((event.get("kind", event["type"]), event.get("data")))
+
+    monkeypatch.setattr(broadcast, "_send_on_commit", record)
+    return events
+
+
+def kinds(sent, *wanted):
+    return [kind for kind, _ in sent if kind in wanted]
 
 
 def test_room_create_creates_a_public_room_once_and_joins(alice, make_user):
@@ -66,45 +83,44 @@ def test_room_slug_from_name_refuses(name):
         services.room_slug_from_name(name)
 
 
-def test_message_create_allocates_gap_free_seq_per_room(alice, django_capture_on_commit_callbacks):
+def test_message_create_allocates_gap_free_seq_per_room(alice, sent):
     lobby, _ = services.room_create(slug="lobby", user=alice)
     other, _ = services.room_create(slug="other", user=alice)
-    with django_capture_on_commit_callbacks() as callbacks:
-        seqs = [services.message_create(room=room, author=alice, body="x")[0].seq for room in (lobby, other, lobby)]
+    seqs = [services.message_create(room=room, author=alice, body="x")[0].seq for room in (lobby, other, lobby)]
     assert seqs == [1, 1, 2]
-    assert len(callbacks) == 3
+    # Each message goes to its room, and its activity to the sidebars.
+    assert kinds(sent, "message") == ["message"] * 3 and kinds(sent, "room_activity") == ["room_activity"] * 3
     lobby.refresh_from_db()
     assert lobby.last_seq == 2 and lobby.last_message_at is not None
 
 
-def test_message_create_with_a_known_client_id_returns_the_original(alice, django_capture_on_commit_callbacks):
+def test_message_create_with_a_known_client_id_returns_the_original(alice, sent):
     room, _ = services.room_create(slug="lobby", user=alice)
-    with django_capture_on_commit_callbacks() as callbacks:
-        first, created = services.message_create(room=room, author=alice, body="hello", client_id="c1")
-        again, created_again = services.message_create(room=room, author=alice, body="changed", client_id="c1")
+    first, created = services.message_create(room=room, author=alice, body="hello", client_id="c1")
+    again, created_again = services.message_create(room=room, author=alice, body="changed", client_id="c1")
     assert created and not created_again
     assert again.pk == first.pk and again.body == "hello"
-    assert Message.objects.count() == 1 and len(callbacks) == 1
+    assert Message.objects.count() == 1 and kinds(sent, "message") == ["message"]
     room.refresh_from_db()
     assert (room.last_seq, room.last_cseq) == (1, 1)
 
 
-def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, django_capture_on_commit_callbacks):
+def test_message_create_many_gives_each_room_its_next_seqs_in_list_order(alice, sent):
     lobby, _ = services.room_create(slug="lobby", user=alice)
     other, _ = services.room_create(slug="other", user=alice)
     services.message_create(room=other, author=alice, body="before")
     rooms = [lobby, other, lobby, lobby, other]
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        messages = services.message_create_many(
-            [{"room": room, "author": alice, "body": f"m{i}", "client_id": f"c{i}"} for i, room in enumerate(rooms)]
-        )
+    del sent[:]
+    messages = services.message_create_many(
+        [{"room": room, "author": alice, "body": f"m{i}", "client_id": f"c{i}"} for i, room in enumerate(rooms)]
+    )
     assert [(m.room_id, m.seq, m.body) for m in messages] == [
         (lobby.pk, 1, "m0"), (other.pk, 2, "m1"), (lobby.pk, 2, "m2"), (lobby.pk, 3, "m3"), (other.pk, 3, "m4"),
     ]
     # Each message has the id and seq the database holds, and one broadcast, in list order.
     stored = {m.pk: (m.room_id, m.seq, m.body) for m in Message.objects.filter(body__startswith="m")}
     assert stored == {m.pk: (m.room_id, m.seq, m.body) for m in messages}
-    assert len(callbacks) == len(rooms)
+    assert [data["message"]["body"] for kind, data in sent if kind == "message"] == [m.body for m in messages]
     assert [r.last_seq for r in Room.objects.order_by("pk")] == [3, 3]
 
 
@@ -191,7 +207,7 @@ def test_broadcast_waits_for_commit(make_user):
             raise RuntimeError
     services.message_create(room=room, author=alice, body="kept")
     event = async_to_sync(layer.receive)(channel)
-    assert event["seq"] == 1 and '"body":"kept"' in event["text"]
+    assert event["seq"] == 1 and event["data"]["message"]["body"] == "kept"
     assert Message.objects.get().body == "kept"
 
 
@@ -244,12 +260,12 @@ def test_adding_an_unknown_user_changes_nothing(alice):
     assert Membership.objects.filter(room=room).count() == 1
 
 
-def test_removal_tells_the_removed_users_sockets_after_commit(alice, bob, django_capture_on_commit_callbacks):
+def test_removal_tells_the_removed_users_sockets_after_commit(alice, bob, sent):
     room, _ = services.room_create(slug="secret", user=alice, private=True)
     services.membership_add(room=room, actor=alice, username="bob")
-    with django_capture_on_commit_callbacks() as callbacks:
-        services.membership_remove(room=room, actor=alice, username="bob")
-    assert len(callbacks) == 1
+    assert sent[-1] == ("room_added", {"room": events.room_summary(room, bob), "room_id": room.pk})
+    services.membership_remove(room=room, actor=alice, username="bob")
+    assert sent[-1] == ("room_removed", {"room": "secret", "room_id": room.pk})
     assert not Membership.objects.filter(room=room, user=bob).exists()
 
 
@@ -277,14 +293,33 @@ def test_read_marker_moves_forward_only_and_not_past_the_end(alice):
         assert membership.last_read_seq == expected
 
 
-def test_mentions_notify_members_other_than_the_author(alice, bob, make_user, django_capture_on_commit_callbacks):
+def test_mentions_notify_members_other_than_the_author(alice, bob, make_user, sent):
     make_user("carol")  # not a member of the lobby
     room, _ = services.room_create(slug="lobby", user=alice)
     services.room_create(slug="lobby", user=bob)
-    with django_capture_on_commit_callbacks() as callbacks:
-        services.message_create(room=room, author=alice, body="@bob @carol @alice @nobody hi")
-    # One broadcast to the room, one notification (bob).
-    assert len(callbacks) == 2
+    del sent[:]
+    services.message_create(room=room, author=alice, body="@bob @carol @alice @nobody hi")
+    # One notification (bob).
+    assert [data["reason"] for kind, data in sent if kind == "notification"] == ["mention"]
+
+
+def test_a_direct_message_notifies_the_other_member_only(alice, bob, sent):
+    room = services.room_open_direct(user=alice, username="bob")
+    assert kinds(sent, "room_added") == ["room_added"] * 2
+    services.message_create(room=room, author=alice, body="plain hello")
+    [(_, notice)] = [(kind, data) for kind, data in sent if kind == "notification"]
+    assert notice["reason"] == "direct" and notice["message"]["body"] == "plain hello"
+
+
+def test_a_read_marker_that_moves_tells_the_users_sockets_what_is_left_unread(alice, bob, sent):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    for author in (alice, bob, alice, bob):
+        services.message_create(room=room, author=author, body="x")
+    services.membership_read(room=room, user=alice, seq=1)
+    services.membership_read(room=room, user=alice, seq=1)  # no move: nothing sent
+    # After seq 1, bob's seqs 2 and 4 are unread for alice; her own 3 is not.
+    assert [data for kind, data in sent if kind == "room_read"] == [{"room": "lobby", "last_read_seq": 1, "unread": 2}]
 
 
 def test_edit_and_delete_leave_other_rooms_messages_alone(alice):
@@ -321,7 +356,7 @@ def test_mentions_match_members_ignoring_case_when_unambiguous(
     users = {name: make_user(name) for name in ["OcaX", "Bob", "bob"]}
     for user in users.values():
         services.room_join(slug="lobby", user=user)
-    sent = []
-    monkeypatch.setattr(services, "user_event_on_commit", lambda user_id, event: sent.append(user_id))
+    mentioned = []
+    monkeypatch.setattr(services.events, "user_mentioned", lambda user_id, message: mentioned.append(user_id))
     services.message_create(room=room, author=alice, body=body)
-    assert set(sent) == {users[name].pk for name in expected}
+    assert set(mentioned) == {users[name].pk for name in expected}

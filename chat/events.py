@@ -1,0 +1,98 @@
+"""Domain events: what changed, as plain data, handed to the realtime layer once the transaction commits.
+
+Services call these after each write; chat.broadcast carries them; each
+protocol version encodes them (chat.protocol for v1, chat.frames for v2).
+Room events go to the sockets that show the room, user events to every
+socket of one user, activity to every socket whose sidebar lists the room.
+"""
+from chat.broadcast import activity_on_commit, room_send_on_commit, user_event_on_commit
+
+MESSAGE = "message"
+MESSAGE_EDITED = "message_edited"
+MESSAGE_DELETED = "message_deleted"
+TYPING = "typing"
+JOIN = "join"
+LEAVE = "leave"
+NOTIFICATION = "notification"
+ROOM_READ = "room_read"
+ROOM_ADDED = "room_added"
+ROOM_REMOVED = "room_removed"
+
+
+def timestamp(value):
+    """Return a datetime as the wire writes it (ISO 8601, UTC as Z), or None."""
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def message_data(message):
+    """Return a stored message as plain data (docs/protocol.md, Message object)."""
+    return {
+        "id": message.id,
+        "seq": message.seq,
+        "cseq": message.cseq,
+        "room": message.room.slug,
+        "author": message.author.username,
+        "body": message.body,
+        "created_at": timestamp(message.created_at),
+        "edited_at": timestamp(message.edited_at),
+        "client_id": message.client_id,
+    }
+
+
+def room_summary(room, user, *, unread=0):
+    """Return one of `user`'s rooms as the sidebar shows it."""
+    return {
+        "room": room.slug, "title": room.title_for(user), "private": room.is_private, "direct": room.is_direct,
+        "unread": unread, "last_seq": room.last_seq, "last_message_at": timestamp(room.last_message_at),
+    }
+
+
+def message_created(message):
+    """Announce a new message to its room, its room's sidebars, and the other member of a direct room."""
+    data = message_data(message)
+    room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
+    activity_on_commit(message.room_id, {
+        "room": data["room"], "seq": message.seq, "author": data["author"], "last_message_at": data["created_at"],
+    })
+    if message.room.is_direct:
+        for user_id in direct_member_ids(message.room.slug) - {message.author_id}:
+            user_event_on_commit(user_id, NOTIFICATION, {"room": data["room"], "reason": "direct", "message": data})
+
+
+def direct_member_ids(slug):
+    """Return the two user ids a direct room's slug (dm-<id>-<id>) names."""
+    return {int(part) for part in slug.split("-")[1:]}
+
+
+def message_edited(message):
+    """Announce an edited message to its room."""
+    room_send_on_commit(message.room_id, MESSAGE_EDITED, {"message": message_data(message)}, cseq=message.cseq)
+
+
+def message_deleted(message):
+    """Announce a deleted message to its room."""
+    room_send_on_commit(
+        message.room_id, MESSAGE_DELETED, {"id": message.id, "seq": message.seq, "cseq": message.cseq},
+        cseq=message.cseq,
+    )
+
+
+def user_mentioned(user_id, message):
+    """Tell a user, wherever they are, that a message mentions them."""
+    user_event_on_commit(user_id, NOTIFICATION, {"room": message.room.slug, "reason": "mention",
+                                                 "message": message_data(message)})
+
+
+def room_read(user_id, room, *, last_read_seq, unread):
+    """Tell a user's sockets that their read marker in a room moved (another tab clears its badge)."""
+    user_event_on_commit(user_id, ROOM_READ, {"room": room.slug, "last_read_seq": last_read_seq, "unread": unread})
+
+
+def room_added(user, room, *, unread=0):
+    """Tell a user's sockets that a room joined their sidebar."""
+    user_event_on_commit(user.pk, ROOM_ADDED, {"room": room_summary(room, user, unread=unread), "room_id": room.pk})
+
+
+def room_removed(user_id, room):
+    """Tell a user's sockets that they left a room or were removed from it."""
+    user_event_on_commit(user_id, ROOM_REMOVED, {"room": room.slug, "room_id": room.pk})

@@ -1,0 +1,78 @@
+"""Protocol v2's frame module: one definition gives the parser, the encoder, the schema, and the docs list them all."""
+import json
+import re
+from io import StringIO
+from pathlib import Path
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+
+from chat import frames, protocol
+from chat.protocol import ProtocolError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def documented(section):
+    """Return the frame types that a section of docs/protocol.md gives a heading (### `type`) to."""
+    text = DOCS.read_text()
+    start = text.index(f"## {section}")
+    end = text.find("\n## ", start + 1)
+    end = min(end, text.find("\n# ", start + 1)) if end != -1 else text.find("\n# ", start + 1)
+    return re.findall(r"^### `([a-z_]+)`", text[start:end], flags=re.MULTILINE)
+
+
+def test_the_docs_list_every_frame_type_once_and_no_other():
+    assert sorted(documented("Server frames (version 2)")) == sorted(map(frames.tag, frames.SERVER_FRAMES))
+    assert sorted(documented("Client frames (version 2)")) == sorted(map(frames.tag, frames.CLIENT_FRAMES))
+
+
+def test_the_schema_is_a_valid_json_schema_and_the_command_prints_it():
+    schema = frames.schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    out = StringIO()
+    call_command("protocol_schema", stdout=out)
+    assert json.loads(out.getvalue()) == schema
+
+
+@pytest.mark.parametrize("frame_type", frames.CLIENT_FRAMES)
+def test_the_schema_and_the_parser_agree_on_each_client_frames_fields(frame_type):
+    client = {**frames.schema()["client"], "$defs": frames.schema()["$defs"]}
+    example = {"type": frames.tag(frame_type), "room": "lobby", "body": "hi", "id": 1, "seq": 1, "after": 1}
+    if frame_type is frames.History:
+        del example["seq"]
+    fields = set(frame_type.__struct_fields__) | {"type"}
+    example = {key: value for key, value in example.items() if key in fields}
+    jsonschema.validate(example, client)
+    assert isinstance(frames.parse(json.dumps(example)), frame_type)
+
+
+@pytest.mark.parametrize("text,code,echo", [
+    ('{"type": "send", "room": "lobby", "body": " ", "client_id": "c", "request_id": "r"}', "empty",
+     {"request_id": "r", "room": "lobby", "client_id": "c"}),
+    ('{"type": "send", "room": "lobby", "body": "' + "x" * 4001 + '"}', "too_long", {"room": "lobby"}),
+    ('{"type": "subscribe", "room": "Lobby", "request_id": 7}', "invalid", {"request_id": 7}),
+    ('{"type": "subscribe", "room": "lobby", "after": -1}', "invalid", {"room": "lobby"}),
+    ('{"type": "history", "room": "lobby"}', "invalid", {"room": "lobby"}),
+    ('{"type": "nothing", "request_id": "' + "x" * 65 + '"}', "invalid", {}),
+    ('{"type": "ping", "request_id": true}', "invalid", {}),
+    ('{"type": "ping", "request_id": ""}', "invalid", {}),
+    ('[1]', "invalid", {}),
+    ('{"type": "ping"', "invalid", {}),
+    ('{"type": "send", "room": "lobby", "body": "a\\u0000b"}', "invalid", {"room": "lobby"}),
+])
+def test_a_bad_frame_is_refused_with_a_code_and_echoes_only_what_is_well_formed(text, code, echo):
+    with pytest.raises(ProtocolError) as refused:
+        frames.parse(text)
+    assert refused.value.code == code
+    assert {**({"client_id": refused.value.client_id} if refused.value.client_id else {}), **refused.value.echo} == echo
+
+
+def test_an_event_is_encoded_for_each_version_from_the_same_data():
+    data = {"id": 1, "seq": 2, "cseq": 3}
+    assert json.loads(frames.encode_event("message_deleted", "lobby", data)) == {
+        "type": "message_deleted", "room": "lobby", **data,
+    }
+    assert json.loads(protocol.encode_event("message_deleted", data)) == {"type": "message_deleted", **data}
+    assert protocol.encode_event("room_activity", {"room": "lobby"}) is None
