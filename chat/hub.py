@@ -61,6 +61,7 @@ class RoomHub:
         self.rooms = {}  # room_id -> set of sockets
         self.users = {}  # user_id -> set of sockets
         self.watchers = {}  # room_id -> sockets shown the room's activity
+        self.watched = {}  # socket -> the room ids it watches
         self.channel = None
         self.lock = asyncio.Lock()
         self.tasks = []
@@ -112,7 +113,7 @@ class RoomHub:
 
     async def detach(self, socket, room_ids=()):
         """Take a socket out of its rooms `room_ids`, its watched rooms and its user's events."""
-        self.unwatch(socket, tuple(room for room, sockets in self.watchers.items() if socket in sockets))
+        self.unwatch(socket, tuple(self.watched.get(socket, ())))
         for room_id in room_ids:
             await self.leave(room_id, socket)
         mine = self.users.get(socket.user_id, set())
@@ -124,9 +125,14 @@ class RoomHub:
         """Show a socket the activity of rooms (new messages, for a sidebar) without their events."""
         for room_id in room_ids:
             self.watchers.setdefault(room_id, set()).add(socket)
+        self.watched.setdefault(socket, set()).update(room_ids)
 
     def unwatch(self, socket, room_ids):
         """Stop showing a socket the activity of rooms."""
+        mine = self.watched.get(socket, set())
+        mine.difference_update(room_ids)
+        if not mine:
+            self.watched.pop(socket, None)
         for room_id in room_ids:
             sockets = self.watchers.get(room_id)
             if sockets is not None:
@@ -205,7 +211,8 @@ class RoomHub:
         """Close every local socket with `code` and drop the subscriptions; the next join starts afresh."""
         async with self.lock:
             rooms, users, channel, tasks = self.rooms, self.users, self.channel, self.tasks
-            self.rooms, self.users, self.watchers, self.channel, self.tasks = {}, {}, {}, None, []
+            self.rooms, self.users, self.channel, self.tasks = {}, {}, None, []
+            self.watchers, self.watched = {}, {}
         for task in tasks:
             if task is not asyncio.current_task():
                 task.cancel()

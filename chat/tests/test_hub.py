@@ -125,7 +125,7 @@ async def test_activity_reaches_the_sockets_watching_the_room_only_until_they_st
     await database_sync_to_async(activity_on_commit)(2, {"seq": 2})
     await database_sync_to_async(activity_on_commit)(3, {"seq": 1})
     await until(lambda: elsewhere.activity)
-    assert watching.activity == [{"seq": 1}] and hub.watchers == {3: {elsewhere}}
+    assert watching.activity == [{"seq": 1}] and hub.watchers == {3: {elsewhere}} and hub.watched == {elsewhere: {3}}
 
 
 @pytest.mark.django_db(transaction=True)
