@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from chat import events, frames, protocol, selectors, services
 from chat.batches import get_send_queue
-from chat.broadcast import ROOM_ACTIVITY, room_send, sending_on_loop
+from chat.broadcast import room_send, sending_on_loop
 from chat.build import build_id
 from chat.dbhealth import DatabaseUnavailable, get_breaker
 from chat.hub import LinkLost, get_hub
@@ -226,8 +226,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def opened(self):
         """Send the user events that waited for the socket's first frame, then watch the login session."""
         waiting, self.pending = self.pending, None
-        for event in waiting:
-            await self.user_event(event)
+        for handler, event in waiting:
+            await handler(event)
         if not self.closed:
             self.watch_session(0)
 
@@ -297,12 +297,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             text, _ = protocol.fit(text, "messages", parts, keep="newest", max_bytes=max_bytes)
             sub.cseq = cseq
             return text
-        text, shown = protocol.fit(text, "changes", frames.encode_parts(map(frames.change_data, items)),
-                                   keep="oldest", max_bytes=max_bytes)
-        # Cut short, the view is current to its last change; whole, to the snapshot.
-        covered = cseq if len(shown) == len(items) and not has_more else (items[shown[-1]].cseq if shown else after)
-        sub.cseq = covered
-        return text.replace(f'"cseq":{cseq},', f'"cseq":{covered},', 1)
+        text, sub.cseq = frames.fit_changes(
+            text, items, cseq=cseq, after=after, has_more=has_more, max_bytes=max_bytes
+        )
+        return text
 
     async def unsubscribe(self, sub, reason, request_id=None):
         """Stop showing the socket a room, telling it why."""
@@ -472,13 +470,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_changes(self, frame):
         sub = self.shown(frame.room)
         changes, has_more = await db(selectors.change_list)(room=sub.room, after=frame.after, limit=frame.limit)
+        last = changes[-1].cseq if changes else frame.after
         text = frames.encode(frames.ChangesPage(
-            room=sub.room.slug, changes=[], cseq=0, has_more=has_more, request_id=frame.request_id,
+            room=sub.room.slug, cseq=last, changes=[], has_more=has_more, request_id=frame.request_id,
         ))
-        text, shown = protocol.fit(text, "changes", frames.encode_parts(map(frames.change_data, changes)),
-                                   keep="oldest", max_bytes=settings.CHAT_MAX_FRAME_BYTES)
-        covered = changes[shown[-1]].cseq if shown else frame.after
-        await self.send(text_data=text.replace('"cseq":0,', f'"cseq":{covered},', 1))
+        text, _ = frames.fit_changes(
+            text, changes, cseq=last, after=frame.after, has_more=has_more, max_bytes=settings.CHAT_MAX_FRAME_BYTES
+        )
+        await self.send(text_data=text)
 
     async def on_edit(self, frame):
         sub = self.shown(frame.room)
@@ -561,10 +560,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         await self.send_encoded(*encoded(event, self.version, sub.room.slug))
 
+    def held(self, handler, event):
+        """Keep an event for `handler` until the socket's first frame is sent; return whether it was kept."""
+        if self.pending is None:
+            return False
+        self.pending.append((handler, event))
+        return True
+
     async def room_activity(self, event):
         """Forward a new message's summary in one of the user's rooms that the socket does not show, for the sidebar."""
-        if self.pending is not None:
-            self.pending.append(event)
+        if self.held(self.room_activity, event):
             return
         if event["room"] in self.subscriptions:
             return  # its message event says as much
@@ -572,11 +577,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def user_event(self, event):
         """Forward a domain event meant for this user wherever they are, acting on additions and removals."""
-        if self.pending is not None:
-            self.pending.append(event)
-            return
-        if event.get("type") == ROOM_ACTIVITY:
-            await self.room_activity(event)
+        if self.held(self.user_event, event):
             return
         kind, data = event["kind"], event["data"]
         if kind == events.ROOM_ADDED:
@@ -693,8 +694,7 @@ class RoomConsumer(ChatConsumer):
 
     async def user_event(self, event):
         """Forward mentions; close with 4403 when the user was removed from the socket's room."""
-        if self.pending is not None:
-            self.pending.append(event)
+        if self.held(self.user_event, event):
             return
         if event["kind"] == events.ROOM_REMOVED:
             if self.room is not None and event["data"]["room_id"] == self.room.pk:

@@ -299,8 +299,9 @@ class HistoryPage(ServerFrame, tag="history"):
 
 class ChangesPage(ServerFrame, tag="changes"):
     room: str
-    changes: list[Change]
+    # Before the changes, so that fit_changes finds the frame's own cseq first.
     cseq: int
+    changes: list[Change]
     has_more: bool
     request_id: RequestId = None
 
@@ -390,6 +391,22 @@ def change_data(message):
     if message.is_deleted:
         return {"type": "message_deleted", "id": message.id, "seq": message.seq, "cseq": message.cseq}
     return {"type": "message", "message": protocol.message_data(message)}
+
+
+def fit_changes(text, changes, *, cseq, after, has_more, max_bytes):
+    """Return (frame `text` with as many of `changes` as fit, the cseq the frame is then current to).
+
+    `text` is encoded with `cseq`, the highest it can be current to (a
+    snapshot's, or the last change's), ahead of its empty `changes` list: the
+    frame says the lower cseq of its last change instead when it is cut short.
+    """
+    parts = encode_parts(map(change_data, changes))
+    text, shown = protocol.fit(text, "changes", parts, keep="oldest", max_bytes=max_bytes)
+    if len(shown) == len(changes) and not has_more:
+        return text, cseq
+    covered = changes[shown[-1]].cseq if shown else after
+    # A number no longer than the one it replaces: the frame stays within max_bytes.
+    return text.replace(f'"cseq":{cseq},', f'"cseq":{covered},', 1), covered
 
 
 def schema():

@@ -76,3 +76,19 @@ def test_an_event_is_encoded_for_each_version_from_the_same_data():
     }
     assert json.loads(protocol.encode_event("message_deleted", data)) == {"type": "message_deleted", **data}
     assert protocol.encode_event("room_activity", {"room": "lobby"}) is None
+
+
+@pytest.mark.parametrize("has_more", [False, True])
+def test_a_page_of_changes_cut_short_stays_within_the_limit_and_names_its_last_change(has_more):
+    from types import SimpleNamespace
+
+    changes = [SimpleNamespace(is_deleted=True, id=n, seq=n, cseq=1000 + n) for n in range(1, 200)]
+    last = changes[-1].cseq
+    text = frames.encode(frames.ChangesPage(room="lobby", cseq=last, changes=[], has_more=has_more))
+    cut, covered = frames.fit_changes(text, changes, cseq=last, after=1000, has_more=has_more, max_bytes=2000)
+    page = json.loads(cut)
+    assert len(cut.encode()) <= 2000 and page["has_more"] and 0 < len(page["changes"]) < len(changes)
+    assert page["cseq"] == covered == page["changes"][-1]["cseq"]
+    text = frames.encode(frames.ChangesPage(room="lobby", cseq=1003, changes=[], has_more=False))
+    whole, covered = frames.fit_changes(text, changes[:3], cseq=1003, after=1000, has_more=False, max_bytes=2000)
+    assert covered == 1003 and json.loads(whole)["cseq"] == 1003
