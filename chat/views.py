@@ -63,6 +63,16 @@ def _room_lists(user):
     return memberships, public_rooms
 
 
+def _socket_config(user):
+    """Return what a page's script needs to open the tab's socket (protocol version 2)."""
+    return {
+        "username": user.username,
+        "wsPath": "/ws/",
+        "build": build.build_id(),
+        "heartbeatMs": int(settings.CHAT_HEARTBEAT_SECONDS * 1000),
+    }
+
+
 def _error(request, message, status):
     return render(request, "chat/error.html", {"message": message}, status=status)
 
@@ -81,7 +91,10 @@ def index(request):
         except (ValidationError, PermissionDenied, LimitExceeded) as error:
             form.add_error("name", error.messages if isinstance(error, ValidationError) else str(error))
     memberships, public_rooms = _room_lists(request.user)
-    context = {"form": form, "memberships": memberships, "public_rooms": public_rooms}
+    context = {
+        "form": form, "memberships": memberships, "public_rooms": public_rooms,
+        "lobby_config": _socket_config(request.user),
+    }
     return render(request, "chat/index.html", context, status=400 if form.errors else 200)
 
 
@@ -111,15 +124,12 @@ def room(request, slug):
         return render(request, "chat/confirm.html", context, status=404)
     can_manage = room.is_private and not room.is_direct and room.created_by_id == request.user.pk
     config = {
+        **_socket_config(request.user),
         "slug": room.slug,
         "name": room.title_for(request.user),
-        "username": request.user.username,
         "userId": request.user.pk,
-        "wsPath": f"/ws/chat/{room.slug}/",
         "lastReadSeq": membership.last_read_seq if membership else 0,
         "isStaff": request.user.is_staff,
-        "build": build.build_id(),
-        "heartbeatMs": int(settings.CHAT_HEARTBEAT_SECONDS * 1000),
     }
     context = {
         "room": room,

@@ -182,10 +182,11 @@ def log_in(page, username, password=PASSWORD):
 
 
 def enter_room(page, slug):
-    """Open a room's page, creating the room with its form when it is new, and wait until its socket is welcomed."""
+    """Open a room's page, creating the room with its form when it is new, and wait until its view has come."""
     if page.goto(f"/chat/{slug}/").status == 404:
         page.get_by_role("button", name="Create room").click()
     expect(page.locator("#connection-status")).to_have_text("Connected")
+    expect(page.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
 
 
 def send(page, body):

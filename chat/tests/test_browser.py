@@ -159,11 +159,11 @@ def test_restarting_the_server_loses_and_repeats_nothing(request, layer, open_pa
         assert [tuple(pair) for pair in shown(page)] == stored
 
 
-def test_the_page_fetches_messages_the_channel_layer_dropped(app, open_page, room):
+def test_the_page_fetches_changes_the_channel_layer_dropped(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
-    history_requests = []
+    change_requests = []
     ada.on("websocket", lambda socket: socket.on(
-        "framesent", lambda payload: history_requests.append(payload) if '"history"' in payload else None
+        "framesent", lambda payload: change_requests.append(json.loads(payload)) if '"changes"' in payload else None
     ))
     enter_room(ada, room)
     enter_room(bruno, room)
@@ -174,15 +174,159 @@ def test_the_page_fetches_messages_the_channel_layer_dropped(app, open_page, roo
     send(bruno, "three")
     expect(message_bodies(ada)).to_have_text(["one", "two, never delivered live", "three"])
     app.seed(room, [("chloe", "four, deleted unseen")])
-    app.shell(f"from chat.models import Message; Message.objects.filter(room__slug={room!r}, seq=4).update(is_deleted=True)")
+    app.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat import services\n"
+        "from chat.models import Room\n"
+        f"room = Room.objects.get(slug={room!r})\n"
+        "chloe = get_user_model().objects.get(username='chloe')\n"
+        "services.message_delete(room=room, actor=chloe, message_id=room.messages.get(seq=4).pk)\n"
+    )
     send(bruno, "five")
     send(bruno, "six")
     expect(message_bodies(ada)).to_have_text(["one", "two, never delivered live", "three", "five", "six"])
     assert shown_seqs(ada) == [1, 2, 3, 5, 6]
-    # One request per gap: the hole a deleted message leaves is healed, not asked for again and again.
-    assert [json.loads(frame) for frame in history_requests] == [
-        {"type": "history", "after": 1}, {"type": "history", "after": 3},
+    # One request per hole in the change numbers (cseq): the creation of 2 (cseq 2), and the creation and the
+    # deletion of 4 (cseq 4 and 5); the hole is healed, not asked for again and again.
+    assert [(frame["type"], frame["room"], frame["after"]) for frame in change_requests] == [
+        ("changes", room, 1), ("changes", room, 3),
     ]
+    assert len({frame["request_id"] for frame in change_requests}) == 2
+
+
+def window_marker(page):
+    """Return a value kept on the page's window: it survives a room switch, not a reload."""
+    return page.evaluate("window.chatTestMarker ??= Math.random()")
+
+
+def unread_in_title(title):
+    match = re.match(r"\((\d+)\) ", title)
+    return int(match.group(1)) if match else 0
+
+
+def room_link(page, title):
+    return page.locator("#rooms-nav").get_by_role("link", name=title, exact=True)
+
+
+def test_switching_rooms_keeps_one_socket_and_back_and_forward_work(app, open_page, room):
+    other = f"{room}-b"
+    app.seed(room, [("bruno", "in the first room")])
+    app.seed(other, [("bruno", "in the second room")])
+    ada = open_page(app, "ada")
+    sockets = []
+    ada.on("websocket", lambda socket: sockets.append(socket.url))
+    enter_room(ada, other)
+    enter_room(ada, room)
+    marker = window_marker(ada)
+    sockets.clear()
+
+    room_link(ada, other).click()
+    expect(ada.get_by_role("heading", name=other)).to_be_visible()
+    expect(message_bodies(ada)).to_have_text(["in the second room"])
+    expect(ada).to_have_url(re.compile(f"/chat/{other}/$"))
+    expect(room_link(ada, other)).to_have_attribute("aria-current", "page")
+    send(ada, "sent after switching")
+    expect(message_bodies(ada)).to_have_text(["in the second room", "sent after switching"])
+
+    ada.go_back()
+    expect(ada.get_by_role("heading", name=room, exact=True)).to_be_visible()
+    expect(message_bodies(ada)).to_have_text(["in the first room"])
+    ada.go_forward()
+    expect(message_bodies(ada)).to_have_text(["in the second room", "sent after switching"])
+    assert window_marker(ada) == marker, "the page reloaded"
+    assert sockets == [], "a room switch opened a socket"
+    assert [body for _, body in app.stored(other)] == ["in the second room", "sent after switching"]
+
+
+def test_the_sidebar_and_the_tab_title_count_messages_in_other_rooms_live(app, open_page, room):
+    other = f"{room}-b"
+    app.seed(other, [("ada", "before")])
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, other)
+    enter_room(ada, room)
+    enter_room(bruno, other)
+    before = unread_in_title(ada.title())
+
+    send(bruno, "one")
+    expect(room_link(ada, other).locator("xpath=..").locator(".badge")).to_have_text("1 unread")
+    expect(ada).to_have_title(f"({before + 1}) {room} · Chat")
+    send(bruno, "two")
+    expect(ada).to_have_title(f"({before + 2}) {room} · Chat")
+    # The most recently active room comes first.
+    expect(ada.locator("#rooms-nav > li").first).to_have_attribute("data-room", other)
+
+    room_link(ada, other).click()
+    expect(message_bodies(ada)).to_have_text(["before", "one", "two"])
+    expect(ada).to_have_title(re.compile(f"{other} · Chat$"))
+    expect(room_link(ada, other).locator("xpath=..").locator(".badge")).to_have_count(0)
+    assert unread_in_title(ada.title()) == before
+    # Read in this tab, so the lobby in another tab of ada's counts nothing either.
+    lobby = ada.context.new_page()
+    lobby.goto("/")
+    expect(lobby.locator(f"#my-rooms [data-room='{other}'] .badge")).to_have_count(0)
+
+
+def test_a_direct_message_from_someone_new_appears_and_notifies(app, open_page, room):
+    ada, dmitri = open_page(app, "ada"), open_page(app, "dmitri")
+    enter_room(ada, room)
+    before = unread_in_title(ada.title())
+    dmitri.get_by_label("Username").fill("ada")
+    dmitri.get_by_role("button", name="Open conversation").click()
+    expect(dmitri.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
+    send(dmitri, "hello ada, a quick question")
+
+    expect(room_link(ada, "dmitri").locator("xpath=..").locator(".badge")).to_have_text("1 unread")
+    toast = ada.locator("#toasts .toast")
+    expect(toast.get_by_role("link")).to_have_text("dmitri sent you a direct message")
+    expect(toast.locator(".toast__body")).to_have_text("hello ada, a quick question")
+    expect(ada).to_have_title(f"({before + 1}) {room} · Chat")
+    toast.get_by_role("link").click()
+    expect(ada.get_by_role("heading", name="dmitri")).to_be_visible()
+    expect(message_bodies(ada)).to_have_text(["hello ada, a quick question"])
+
+
+def test_the_lobby_counts_unread_messages_and_new_rooms_live(app, open_page, room):
+    app.seed(room, [("ada", "mine")])
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    ada.goto("/")
+    item = ada.locator(f"#my-rooms [data-room='{room}']")
+    expect(item).to_be_visible()
+    ada.wait_for_timeout(300)  # the hello
+    # Earlier tests of this module leave ada unread messages in other rooms.
+    before = unread_in_title(ada.title())
+    enter_room(bruno, room)
+    send(bruno, "for ada")
+    expect(item.locator(".badge")).to_have_text("1 unread")
+    expect(ada).to_have_title(f"({before + 1}) Rooms · Chat")
+    # A room ada joins in another tab appears at once.
+    app.seed(f"{room}-new", [("bruno", "first")])
+    enter_room(ada.context.new_page(), f"{room}-new")
+    expect(ada.locator(f"#my-rooms [data-room='{room}-new']")).to_contain_text(f"{room}-new")
+    expect(ada.locator(f"#public-room-list [data-room='{room}-new']")).to_have_count(0)
+
+
+def test_an_edit_and_a_delete_made_while_the_tab_was_offline_show_after_it_reconnects(app, open_page, room):
+    app.seed(room, [("bruno", "first"), ("bruno", "second, to be fixed"), ("bruno", "third, to be deleted")])
+    ada = open_page(app, "ada")
+    enter_room(ada, room)
+    expect(message_bodies(ada)).to_have_text(["first", "second, to be fixed", "third, to be deleted"])
+
+    app.stop()
+    expect(ada.locator("#connection-status")).to_have_text("Reconnecting…")
+    app.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat import services\n"
+        "from chat.models import Room\n"
+        f"room = Room.objects.get(slug={room!r})\n"
+        "bruno = get_user_model().objects.get(username='bruno')\n"
+        "services.message_edit(room=room, actor=bruno, message_id=room.messages.get(seq=2).pk, body='second, fixed')\n"
+        "services.message_delete(room=room, actor=bruno, message_id=room.messages.get(seq=3).pk)\n"
+        "services.message_create(room=room, author=bruno, body='fourth')\n"
+    )
+    app.start()
+    expect(ada.locator("#connection-status")).to_have_text("Connected")
+    expect(message_bodies(ada)).to_have_text(["first", "second, fixed (edited)", "fourth"])
+    assert shown_seqs(ada) == [seq for seq, _ in app.stored(room)] == [1, 2, 4]
 
 
 def test_html_in_a_message_shows_as_text(app, open_page, room):
@@ -306,10 +450,14 @@ def test_a_tab_over_the_socket_limit_says_why_and_does_not_reconnect(app_with, o
     live = app_with(CHAT_MAX_SOCKETS_PER_USER=1)
     first = open_page(live, "ada")
     enter_room(first, room)
-    second = open_page(live, "ada")
+    # Logged in straight into the room: the lobby would open (and be refused) a socket of its own.
+    second = open_page(live)
     sockets = []
     second.on("websocket", lambda socket: sockets.append(socket))
-    second.goto(f"/chat/{room}/")
+    second.goto(f"/accounts/login/?next=/chat/{room}/")
+    second.get_by_label("Username").fill("ada")
+    second.get_by_label("Password").fill(PASSWORD)
+    second.get_by_role("button", name="Log in").click()
 
     expect(second.locator("#connection-status")).to_have_text("Disconnected")
     alert = second.locator("#room-alert")

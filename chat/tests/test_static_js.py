@@ -50,3 +50,32 @@ def test_a_dead_connection_is_given_up_about_two_pings_after_its_last_frame():
     # The deadline runs from the first unanswered ping, itself at most one interval after the last frame.
     assert heartbeat < timeout < 2 * heartbeat
     assert heartbeat + timeout <= 60_000
+
+
+def test_the_change_cursor_advances_over_consecutive_changes_and_remembers_a_hole():
+    steps = run_module("feed.js", """
+        const cursor = new module.ChangeCursor();
+        const seen = [];
+        const note = (hole) => seen.push([cursor.cseq, hole, cursor.hole]);
+        cursor.reset(5);
+        note(cursor.applied(6));    // the next change: no hole
+        note(cursor.applied(8));    // 7 was dropped
+        note(cursor.applied(9));
+        note(cursor.applied(4));    // already in the view
+        note(cursor.caughtUp(7));   // a changes page up to 7 fills the hole, and 8 and 9 were applied already
+        note(cursor.caughtUp(3));   // an older page moves nothing back
+        cursor.reset(null);
+        note(cursor.applied(2));
+        console.log(JSON.stringify(seen));
+    """)
+    assert steps == [
+        [6, False, False], [6, True, True], [6, True, True], [6, True, True], [9, False, False], [9, False, False],
+        [0, True, True],
+    ]
+
+
+def test_the_tab_title_shows_the_unread_count_only_when_there_is_one():
+    titles = run_module("rooms.js", """
+        console.log(JSON.stringify([0, 1, 12].map((count) => module.titleWithCount("lobby · Chat", count))));
+    """)
+    assert titles == ["lobby · Chat", "(1) lobby · Chat", "(12) lobby · Chat"]

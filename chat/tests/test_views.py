@@ -93,7 +93,7 @@ def test_room_page_carries_its_config(alice_client):
     response = alice_client.get("/chat/lobby/")
     assert response.status_code == 200
     config = config_of(response)
-    assert config["slug"] == "lobby" and config["username"] == "alice" and config["wsPath"] == "/ws/chat/lobby/"
+    assert config["slug"] == "lobby" and config["username"] == "alice" and config["wsPath"] == "/ws/"
 
 
 @pytest.mark.parametrize("slug", ["Lobby", "x" * 51, "a.b", "%3Cscript%3E"])

@@ -1,29 +1,27 @@
+import { ChangeCursor } from "./feed.js";
+
 // Start loading a little before the very top, so scrolling back feels continuous.
 const TOP_THRESHOLD_PX = 80;
 const OLDER_PAGE_SIZE = 50;
 
-const lastSeq = (messages) => messages.at(-1)?.seq;
-
 /**
- * History: older pages on demand, and catching up after a reconnect or a gap in the live messages.
- * Also keeps resumeSeq, the seq up to which the page has every message,
- * which is what a reconnect resumes after and what a catch-up asks after.
+ * A room view's history: older pages on demand (by seq), and catching up on the change feed (by cseq) after a
+ * resume that did not fit one frame or a hole in the live changes. `cursor` is the cseq the view is current to,
+ * which a resubscribe resumes after.
  */
 export class History {
-  // What each unanswered history request asked for ("older" | "newer"), in the order sent:
-  // answers carry no request id, but one socket answers in order.
-  #requests = [];
+  // The request_id of the page back and of the catch-up in flight, or null.
+  #older = null;
+  #catchUp = null;
   #hasOlder = false;
-  #catchingUp = false;
-  // The highest seq shown when the catch-up began: once the server has nothing more after resumeSeq,
-  // every seq up to it is either shown or deleted (history skips deleted ones), so the range is healed.
-  #catchUpTo = 0;
 
-  constructor({ messages, socket, button, scroller }) {
+  /** request(frame) sends a room frame with a new request_id and returns it (null when offline); apply(change) shows one change. */
+  constructor({ messages, request, apply, button, scroller }) {
     this.messages = messages;
-    this.socket = socket;
+    this.request = request;
+    this.apply = apply;
     this.button = button;
-    this.resumeSeq = 0;
+    this.cursor = new ChangeCursor();
     button.addEventListener("click", () => this.loadOlder());
     scroller.addEventListener(
       "scroll",
@@ -34,95 +32,72 @@ export class History {
     );
   }
 
-  /** Apply a welcome: resumed means the socket opened with ?after=. */
-  welcome(frame, resumed) {
-    // Requests sent on the previous connection will never be answered.
-    this.#requests = [];
-    this.#catchingUp = false;
-    const batch = Array.isArray(frame.messages) ? frame.messages : [];
-    this.messages.add(batch);
-    this.resumeSeq = lastSeq(batch) ?? this.resumeSeq;
-    if (resumed) {
-      // In this mode has_more means newer messages are still missing. Without it, the page has
-      // everything up to the newest it shows: a seq it knew of but was not sent was deleted.
-      if (frame.has_more && batch.length) this.#catchUp();
-      else this.resumeSeq = Math.max(this.resumeSeq, this.messages.highestSeq ?? 0);
+  /** Apply a subscribed frame: a fresh view (the latest messages) or a resume (the changes since the cursor). */
+  subscribed(frame) {
+    // Requests sent on an earlier subscription will never be answered.
+    this.#older = null;
+    this.#catchUp = null;
+    if (frame.resumed) {
+      this.#changes(frame);
     } else {
+      this.messages.add(Array.isArray(frame.messages) ? frame.messages : []);
+      this.cursor.reset(frame.cseq);
       this.#hasOlder = Boolean(frame.has_more);
       this.messages.scrollToBottom();
     }
     this.#render();
   }
 
-  /** Note a live message (already shown); one that jumps past resumeSeq + 1 means the layer dropped some. */
-  live() {
-    // During a catch-up, its last answer checks again.
-    if (!this.#catchingUp) this.#heal();
+  /** Note a live change (already applied); a hole below it asks for the changes in between. */
+  live(cseq) {
+    if (this.cursor.applied(cseq)) this.#requestChanges();
   }
 
-  /** Apply the answer to the oldest unanswered history request. */
+  /** Apply the answer to a request; return whether it was one of this history's. */
   answer(frame) {
-    const kind = this.#requests.shift();
-    const batch = Array.isArray(frame.messages) ? frame.messages : [];
-    if (kind === "older") {
-      this.messages.add(batch, { older: true });
+    if (frame.type === "history" && frame.request_id === this.#older) {
+      this.#older = null;
+      this.messages.add(Array.isArray(frame.messages) ? frame.messages : [], { older: true });
       this.#hasOlder = Boolean(frame.has_more);
-    } else if (kind === "newer") {
-      this.messages.add(batch);
-      this.resumeSeq = Math.max(this.resumeSeq, lastSeq(batch) ?? 0);
-      if (frame.has_more && batch.length) {
-        this.#request("newer", { after: this.resumeSeq });
-      } else {
-        this.#catchingUp = false;
-        this.resumeSeq = Math.max(this.resumeSeq, this.#catchUpTo);
-        this.#heal();
-      }
+    } else if (frame.type === "changes" && frame.request_id === this.#catchUp) {
+      this.#catchUp = null;
+      this.#changes(frame);
+    } else {
+      return false;
     }
     this.#render();
+    return true;
   }
 
-  /** Return whether a history request is waiting for its answer. */
-  get waiting() {
-    return this.#requests.length > 0;
-  }
-
-  /** Take an error as the refusal of the oldest history request; return whether one was waiting. */
-  refused() {
-    // The caller decides which errors answer a history request (see room.js).
-    // A refused catch-up leaves resumeSeq behind the gap, so the next reconnect fills it.
-    const kind = this.#requests.shift();
-    if (kind === undefined) return false;
-    // The next live message tries again.
-    if (kind === "newer") this.#catchingUp = false;
+  /** Take an error as the refusal of one of this history's requests; return whether it was. */
+  refused(frame) {
+    if (frame.request_id == null) return false;
+    if (frame.request_id === this.#older) this.#older = null;
+    else if (frame.request_id === this.#catchUp) this.#catchUp = null; // The next live change or resume tries again.
+    else return false;
     this.#render();
     return true;
   }
 
   loadOlder() {
-    if (!this.#hasOlder || this.#requests.includes("older") || this.messages.lowestSeq === null) return;
-    this.#request("older", { before: this.messages.lowestSeq, limit: OLDER_PAGE_SIZE });
-  }
-
-  /** Move resumeSeq over the seqs the page has; fetch what is missing below the newest shown. */
-  #heal() {
-    while (this.messages.has(this.resumeSeq + 1)) this.resumeSeq += 1;
-    if (this.messages.highestSeq !== null && this.messages.highestSeq > this.resumeSeq) this.#catchUp();
-  }
-
-  #catchUp() {
-    // After resumeSeq, not the newest shown: live ones may sit past a gap.
-    this.#catchingUp = true;
-    this.#catchUpTo = this.messages.highestSeq ?? 0;
-    this.#request("newer", { after: this.resumeSeq });
-  }
-
-  #request(kind, query) {
-    if (this.socket.send({ type: "history", ...query })) this.#requests.push(kind);
+    if (!this.#hasOlder || this.#older !== null || this.messages.lowestSeq === null) return;
+    this.#older = this.request({ type: "history", before: this.messages.lowestSeq, limit: OLDER_PAGE_SIZE });
     this.#render();
   }
 
+  #changes(frame) {
+    for (const change of Array.isArray(frame.changes) ? frame.changes : []) this.apply(change);
+    const hole = this.cursor.caughtUp(frame.cseq);
+    if (frame.has_more || hole) this.#requestChanges();
+  }
+
+  #requestChanges() {
+    if (this.#catchUp !== null) return; // Its answer checks again.
+    this.#catchUp = this.request({ type: "changes", after: this.cursor.cseq });
+  }
+
   #render() {
-    const loading = this.#requests.includes("older");
+    const loading = this.#older !== null;
     this.button.hidden = !this.#hasOlder;
     this.button.disabled = loading;
     this.button.textContent = loading ? "Loading older messages…" : "Load older messages";

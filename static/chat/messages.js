@@ -69,6 +69,27 @@ export class MessageList {
     this.#decorate();
   }
 
+  /**
+   * Apply a change of the feed, live or replayed: {type: "message", message} adds a message or replaces a copy with
+   * a lower cseq; {type: "message_deleted", seq} takes it off. A message older than the pages loaded is left for a
+   * page back, which brings it as it is now.
+   */
+  apply(change) {
+    if (change?.type === "message_deleted") {
+      this.remove(change.seq);
+      return;
+    }
+    const message = change?.message;
+    if (!Number.isInteger(message?.seq)) return;
+    const entry = this.#bySeq.get(message.seq);
+    if (entry === null) return; // Deleted: a deletion is final.
+    if (entry) {
+      if ((message.cseq ?? 0) > (entry.message.cseq ?? 0)) this.edit(message);
+    } else if (this.lowestSeq === null || message.seq > this.lowestSeq) {
+      this.add([message]);
+    }
+  }
+
   /** Return whether the page knows this seq: shown, or deleted while the page watched. */
   has(seq) {
     return this.#bySeq.has(seq);

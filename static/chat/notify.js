@@ -7,8 +7,14 @@ const MAX_TOASTS = 3;
 // The server keeps this slug prefix for direct-message rooms, whose slugs mean nothing to people.
 const DIRECT_PREFIX = "dm-";
 
-/** Tell the user they were mentioned: a notice on the page, and a system notification when allowed. */
-export class MentionNotifier {
+// Message ids already notified: a mention in a direct message comes as both reasons.
+const REMEMBERED = 50;
+
+/** Tell the user of a mention or a direct message: a notice on the page, and a system notification when allowed. */
+export class Notifier {
+  #notified = [];
+
+  /** currentRoom() returns the slug of the room the page shows, or undefined. */
   constructor({ region, enableButton, currentRoom }) {
     this.region = region;
     this.currentRoom = currentRoom;
@@ -16,16 +22,19 @@ export class MentionNotifier {
   }
 
   /** Show a notification frame, unless it is about the room the user is looking at. */
-  notify({ room, message }) {
-    if (typeof room !== "string" || !message) return;
+  notify({ room, reason, message }) {
+    if (typeof room !== "string" || !message || this.#notified.includes(message.id)) return;
     const visible = document.visibilityState === "visible";
-    if (room === this.currentRoom && visible) return;
-    const title = `${message.author} mentioned you in ${roomLabel(room)}`;
+    if (room === this.currentRoom() && visible) return;
+    this.#notified = [...this.#notified.slice(1 - REMEMBERED), message.id];
+    const title = reason === "direct"
+      ? `${message.author} sent you a direct message`
+      : `${message.author} mentioned you in ${roomLabel(room)}`;
     const body = excerpt(String(message.body ?? ""));
     this.#toast(title, body, roomUrl(room));
     if (!visible && "Notification" in window && Notification.permission === "granted") {
       // The tag lets the browser merge the copies that every open tab of the user receives.
-      const notification = new Notification(title, { body, tag: `chat-mention-${message.id}` });
+      const notification = new Notification(title, { body, tag: `chat-message-${message.id}` });
       notification.addEventListener("click", () => {
         window.focus();
         location.assign(roomUrl(room));

@@ -6,11 +6,14 @@ export class ReadMarker {
   #sent = 0;
   #timer = null;
 
-  /** send(frame) returns false when offline; highestSeq() returns the newest seq shown, or null. */
-  constructor({ send, highestSeq }) {
+  /** send(frame) returns false when offline; highestSeq() returns the newest seq shown, or null; signal ends it. */
+  constructor({ send, highestSeq, signal }) {
     this.send = send;
     this.highestSeq = highestSeq;
-    document.addEventListener("visibilitychange", () => this.flush());
+    this.signal = signal;
+    document.addEventListener("visibilitychange", () => this.flush(), { signal });
+    // Leaving for another page (a link, a reload) must not drop the last second's reads.
+    window.addEventListener("pagehide", () => this.flush(), { signal });
   }
 
   /** Note where the server's marker is; it never moves back, so neither does this. */
@@ -20,7 +23,7 @@ export class ReadMarker {
 
   /** Note that messages were shown: send the marker soon, once for the whole burst. */
   shown() {
-    if (this.#timer !== null) return;
+    if (this.#timer !== null || this.signal?.aborted) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.flush();

@@ -1,10 +1,10 @@
 import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, pongTimeout, retryDelay } from "./backoff.js";
 
 // Close codes after which retrying is pointless (docs/protocol.md, Closing): a malformed URL, no login or an
-// ended session, no access to the room, no such room, too many sockets. Any other close is a drop: back off, resume.
+// ended session, too many sockets (4403 and 4404 close only version 1 sockets). Any other close is a drop: back off.
 export const FINAL_CODES = new Set([4400, 4401, 4403, 4404, 4429]);
 
-/** A chat websocket that reopens itself after a drop, resuming after the last message seen. */
+/** The tab's one chat connection (protocol version 2): reopens itself after a drop; views resubscribe on each hello. */
 export class ChatSocket {
   #socket = null;
   #ready = false;
@@ -17,27 +17,29 @@ export class ChatSocket {
   #awaitingPong = false;
   // The last error frame of this connection: the server explains a final close with one.
   #lastError = null;
+  #lastRequestId = 0;
 
   /**
    * onFrame(frame) gets every decoded frame but pong; onStatus(state) gets
    * "connecting" | "connected" | "reconnecting" | "offline" | "closed";
-   * resumeSeq() returns the seq to resume after, or 0 for a fresh start;
    * onFinalClose(code, detail) runs when the server closed for good (FINAL_CODES), with the detail of its last error frame;
-   * heartbeatMs is the time between pings while welcomed.
+   * heartbeatMs is the time between pings while connected.
    */
-  constructor(path, { onFrame, onStatus, resumeSeq, onFinalClose, heartbeatMs = HEARTBEAT_MS }) {
+  constructor(path, { onFrame, onStatus, onFinalClose, heartbeatMs = HEARTBEAT_MS }) {
     this.path = path;
     this.onFinalClose = onFinalClose;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
-    this.resumeSeq = resumeSeq;
     this.heartbeatMs = heartbeatMs > 0 ? heartbeatMs : HEARTBEAT_MS;
-    // The seq this connection resumed after, or null when it started fresh.
-    this.resumedAfter = null;
     window.addEventListener("offline", () => {
       if (!this.#closed) this.onStatus("offline");
     });
     window.addEventListener("online", () => this.#online());
+  }
+
+  /** Return whether the server has said hello on the current connection. */
+  get ready() {
+    return this.#ready;
   }
 
   open() {
@@ -46,8 +48,6 @@ export class ChatSocket {
     this.#closed = false;
     this.#ready = false;
     this.#lastError = null;
-    const after = this.resumeSeq();
-    this.resumedAfter = after > 0 ? after : null;
     if (this.#attempt === 0) this.onStatus(navigator.onLine ? "connecting" : "offline");
 
     const socket = new WebSocket(this.#url());
@@ -63,11 +63,19 @@ export class ChatSocket {
     this.#deadline = setTimeout(() => this.#abandon(), HANDSHAKE_TIMEOUT_MS);
   }
 
-  /** Send a frame; return false when there is no welcomed connection to send it on. */
+  /** Send a frame; return false when there is no connection that said hello to send it on. */
   send(frame) {
     if (!this.#ready || this.#socket?.readyState !== WebSocket.OPEN) return false;
     this.#socket.send(JSON.stringify(frame));
     return true;
+  }
+
+  /** Send a frame with a new request_id, which its answer or error echoes; return the id, or null when not sent. */
+  request(frame) {
+    const id = this.#lastRequestId + 1;
+    if (!this.send({ ...frame, request_id: id })) return null;
+    this.#lastRequestId = id;
+    return id;
   }
 
   /** Close for good: no reconnecting afterwards. */
@@ -81,9 +89,7 @@ export class ChatSocket {
 
   #url() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = new URL(this.path, `${scheme}//${location.host}`);
-    if (this.resumedAfter !== null) url.searchParams.set("after", String(this.resumedAfter));
-    return url.href;
+    return new URL(this.path, `${scheme}//${location.host}`).href;
   }
 
   #receive(data) {
@@ -99,8 +105,8 @@ export class ChatSocket {
       return; // Not ours to crash on: the server only sends JSON.
     }
     if (frame === null || typeof frame !== "object" || frame.type === "pong") return;
-    if (frame.type === "welcome") {
-      // Only a welcome proves the server is really back, so backoff resets here, not on open.
+    if (frame.type === "hello") {
+      // Only a hello proves the server is really back, so backoff resets here, not on open.
       this.#ready = true;
       this.#attempt = 0;
       this.#startHeartbeat();

@@ -1,0 +1,215 @@
+import { Announcer } from "./announce.js";
+import { disableComposer, setupComposer } from "./composer.js";
+import { Editor } from "./editing.js";
+import { History } from "./history.js";
+import { MessageList, newClientId } from "./messages.js";
+import { Notice } from "./notices.js";
+import { OnlineList } from "./presence.js";
+import { ReadMarker } from "./read.js";
+import { setupTypingSender, TypingIndicator } from "./typing.js";
+
+// Why a room cannot be shown, by the code of the error that answered its subscribe.
+const REFUSED_TEXTS = new Map([
+  ["forbidden", "You no longer have access to this room."],
+  ["not_found", "This room does not exist (it may have been deleted)."],
+]);
+
+/**
+ * One open room: its messages, composer, typing and online list, shown in the page's room elements. It is a
+ * subscription of the tab's socket that lives and dies with it (subscribe on each hello, unsubscribe on dispose).
+ */
+export class RoomView {
+  #subscribeId = null;
+  #subscribed = false;
+  // Whether the view holds the room's messages, so that a resubscribe resumes instead of starting again.
+  #loaded = false;
+  #firstView = true;
+  #ended = false;
+  #abort = new AbortController();
+
+  /** config is the page's room-config; onMessage(message) runs for each new message shown (the sidebar follows). */
+  constructor({ config, socket, byId, onMessage }) {
+    this.slug = config.slug;
+    this.config = config;
+    this.socket = socket;
+    this.onMessage = onMessage;
+    this.form = byId("composer");
+    // Busy until the room's view has come: screen readers wait, and so do the browser tests.
+    this.scroller = byId("message-scroller");
+    this.textarea = byId("composer-body");
+    this.notice = new Notice(byId("room-alert"));
+    this.messages = new MessageList(byId("messages"), byId("message-scroller"), {
+      username: config.username,
+      isStaff: Boolean(config.isStaff),
+      onRetry: (local) => this.#sendLocal(local),
+      onEdit: (message) => this.editor.start(message),
+      onDelete: (message) => this.#delete(message),
+    });
+    this.history = new History({
+      messages: this.messages,
+      request: (frame) => this.socket.request({ ...frame, room: this.slug }),
+      apply: (change) => this.messages.apply(change),
+      button: byId("load-older"),
+      scroller: byId("message-scroller"),
+    });
+    this.editor = new Editor({
+      form: this.form,
+      textarea: this.textarea,
+      banner: byId("composer-editing"),
+      cancelButton: byId("composer-cancel"),
+      lastOwn: () => this.messages.lastOwn(),
+    });
+    this.typing = new TypingIndicator(byId("typing"));
+    this.online = new OnlineList(byId("online-list"), byId("online-count"), config.username);
+    this.readMarker = new ReadMarker({
+      send: (frame) => this.#send(frame),
+      highestSeq: () => this.messages.highestSeq,
+      signal: this.#abort.signal,
+    });
+    this.announcer = new Announcer(byId("announcer"), config.username);
+    setupComposer(this.form, this.textarea, (body) => this.#compose(body));
+    setupTypingSender(this.textarea, (frame) => this.#send(frame));
+    this.handlers = new Map([
+      ["subscribed", (frame) => this.#welcome(frame)],
+      ["message", (frame) => this.#live(frame)],
+      ["message_edited", (frame) => this.#live(frame)],
+      ["message_deleted", (frame) => this.#live(frame)],
+      ["history", (frame) => this.#page(frame)],
+      ["changes", (frame) => this.#page(frame)],
+      ["typing", ({ user }) => this.typing.typing(user)],
+      ["join", ({ user }) => this.online.join(user)],
+      ["leave", ({ user }) => {
+        this.online.leave(user);
+        this.typing.stopped(user);
+      }],
+      ["unsubscribed", ({ reason }) => {
+        if (reason === "removed") this.end(REFUSED_TEXTS.get("forbidden"));
+      }],
+      ["error", (frame) => this.#refused(frame)],
+    ]);
+  }
+
+  /** Subscribe on the current connection (after each hello), resuming after the cseq the view is current to. */
+  subscribe() {
+    if (this.#ended) return;
+    this.#subscribed = false;
+    const frame = { type: "subscribe", room: this.slug };
+    if (this.#loaded) frame.after = this.history.cursor.cseq;
+    this.#subscribeId = this.socket.request(frame);
+    this.scroller.setAttribute("aria-busy", "true");
+  }
+
+  /** Handle a frame about this room. */
+  receive(frame) {
+    this.handlers.get(frame.type)?.(frame);
+  }
+
+  /** Stop showing the room: unsubscribe, and let go of timers and listeners. */
+  dispose() {
+    this.#ended = true;
+    this.readMarker.flush();
+    this.#abort.abort();
+    this.typing.clear();
+    if (this.#subscribed) this.socket.send({ type: "unsubscribe", room: this.slug });
+    this.#subscribed = false;
+  }
+
+  /** Return whether messages the user wrote are still waiting to be sent. */
+  get unsent() {
+    return this.messages.unconfirmed().length > 0;
+  }
+
+  /** Show why the room can no longer be used, and turn its composer off. */
+  end(text) {
+    this.#ended = true;
+    this.#subscribed = false;
+    this.notice.show(text, { stay: true });
+    this.editor.cancel();
+    this.typing.clear();
+    disableComposer(this.form);
+  }
+
+  #welcome(frame) {
+    if (frame.request_id !== this.#subscribeId) return; // The answer to an earlier connection's subscribe.
+    this.#subscribed = true;
+    this.#loaded = true;
+    this.scroller.setAttribute("aria-busy", "false");
+    this.history.subscribed(frame);
+    this.online.replace(frame.online);
+    // Typing frames may have stopped while the page was away.
+    this.typing.clear();
+    if (this.#firstView) {
+      // Only the first view places the divider: later ones already reflect this page's own reads.
+      this.#firstView = false;
+      const lastRead = Number.isInteger(frame.last_read_seq) ? frame.last_read_seq : this.config.lastReadSeq;
+      this.messages.markUnread(lastRead, this.messages.highestSeq ?? lastRead);
+      this.readMarker.known(lastRead);
+    }
+    this.readMarker.shown();
+    // Anything written while disconnected goes now; the server drops a client id it already has.
+    for (const local of this.messages.unconfirmed()) this.#sendLocal(local);
+  }
+
+  #live(frame) {
+    if (!this.#subscribed) return;
+    const change = frame.type === "message_deleted" ? frame : { type: "message", message: frame.message };
+    if (frame.type === "message_deleted" && this.editor.target?.seq === frame.seq) this.editor.cancel();
+    const fresh = frame.type === "message" && frame.message && !this.messages.has(frame.message.seq);
+    this.messages.apply(change);
+    this.history.live(change.cseq ?? change.message?.cseq);
+    if (fresh) {
+      this.typing.stopped(frame.message.author);
+      this.announcer.message(frame.message);
+      this.onMessage?.(frame.message);
+      this.readMarker.shown();
+    }
+  }
+
+  #page(frame) {
+    if (this.history.answer(frame)) this.readMarker.shown();
+  }
+
+  #refused(frame) {
+    if (frame.request_id != null && frame.request_id === this.#subscribeId) {
+      this.end(REFUSED_TEXTS.get(frame.code) ?? frame.detail ?? "This room cannot be opened.");
+      return;
+    }
+    if (frame.client_id != null) {
+      // A refusal for a message no longer shown as waiting needs no word.
+      this.messages.markFailed(frame.client_id, frame.detail);
+      return;
+    }
+    this.history.refused(frame);
+    this.notice.show(frame.detail || "Something went wrong.");
+  }
+
+  #send(frame) {
+    return this.#subscribed && this.socket.send({ ...frame, room: this.slug });
+  }
+
+  #sendLocal({ clientId, body }) {
+    // Unsent now means sent after the next subscribed, so the result needs no handling.
+    this.#send({ type: "send", body, client_id: clientId });
+  }
+
+  #compose(body) {
+    if (!this.editor.target) {
+      const clientId = newClientId();
+      this.messages.addLocal(clientId, body);
+      this.#sendLocal({ clientId, body });
+      return;
+    }
+    const { id, body: before } = this.editor.target;
+    if (body !== before && !this.#send({ type: "edit", id, body })) {
+      this.textarea.value = body;
+      this.notice.show("Not connected: the edit was not saved. Try again in a moment.");
+      return;
+    }
+    this.editor.cancel();
+  }
+
+  #delete({ id }) {
+    if (!window.confirm("Delete this message?")) return;
+    if (!this.#send({ type: "delete", id })) this.notice.show("Not connected: the message was not deleted.");
+  }
+}
