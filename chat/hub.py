@@ -165,7 +165,10 @@ class RoomHub:
             if kind == ROOM_EVENT:
                 sockets, handler = self.rooms.get(event.get("room"), ()), "room_event"
             elif kind == ROOM_ACTIVITY:
-                sockets, handler = self.watchers.get(event.get("room"), ()), "room_activity"
+                # Sockets that show the room have its message event: skipping them here, in one set
+                # difference, saves a call per member and message in a busy room.
+                room_id = event.get("room")
+                sockets, handler = self.watchers.get(room_id, set()) - self.rooms.get(room_id, set()), "room_activity"
             elif kind in USER_HANDLERS:
                 sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
             else:

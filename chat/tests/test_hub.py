@@ -129,6 +129,22 @@ async def test_activity_reaches_the_sockets_watching_the_room_only_until_they_st
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_activity_skips_the_sockets_that_show_the_room_until_they_leave_it(layer):
+    hub = RoomHub()
+    showing, listing = Socket(user_id=5), Socket(user_id=6)
+    for socket in (showing, listing):
+        await hub.attach(socket)
+        hub.watch(socket, [2])
+    await hub.join(2, showing)
+    await database_sync_to_async(activity_on_commit)(2, {"seq": 1})
+    await until(lambda: listing.activity)
+    await hub.leave(2, showing)
+    await database_sync_to_async(activity_on_commit)(2, {"seq": 2})
+    await until(lambda: showing.activity)
+    assert showing.activity == [{"seq": 2}] and listing.activity == [{"seq": 1}, {"seq": 2}]
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_write_whose_caller_was_cancelled_is_still_sent(layer):
     channel = await layer.new_channel()
     await layer.group_add(room_group(1), channel)
