@@ -5,6 +5,7 @@ protocol version encodes them (chat.protocol for v1, chat.frames for v2).
 Room events go to the sockets that show the room, user events to every
 socket of one user, activity to every socket whose sidebar lists the room.
 """
+from chat import markup
 from chat.broadcast import activity_on_commit, room_send_on_commit, user_event_on_commit
 
 MESSAGE = "message"
@@ -33,6 +34,7 @@ def message_data(message):
         "room": message.room.slug,
         "author": message.author.username,
         "body": message.body,
+        "html": markup.render(message.body),
         "created_at": timestamp(message.created_at),
         "edited_at": timestamp(message.edited_at),
         "client_id": message.client_id,

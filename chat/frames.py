@@ -178,6 +178,7 @@ class Message(msgspec.Struct):
     room: str
     author: str
     body: str
+    html: str
     created_at: str
     edited_at: str | None
     client_id: str | None

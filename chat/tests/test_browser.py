@@ -349,6 +349,30 @@ def test_html_in_a_message_shows_as_text(app, open_page, room):
     assert dialogs == []
 
 
+def test_markdown_shows_formatted_and_an_edit_renders_again(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(ada, "**bold** _soft_ ~~gone~~ `a < b` for @bruno\n> quoted\n\n```\nline 1\n  line 2\n```")
+    body = message_bodies(bruno).last
+    expect(body.locator("strong")).to_have_text("bold")
+    expect(body.locator("em")).to_have_text("soft")
+    expect(body.locator("s")).to_have_text("gone")
+    expect(body.locator("p > code")).to_have_text("a < b")
+    expect(body.locator("blockquote")).to_have_text("quoted")
+    expect(body.locator("pre code")).to_have_text("line 1\n  line 2\n")
+    # The mention is marked as the reader's own on bruno's page, and only as a mention on ada's.
+    expect(body.locator(".mention.mention--me")).to_have_text("@bruno")
+    expect(message_bodies(ada).last.locator(".mention")).not_to_have_class(re.compile("mention--me"))
+
+    ada.locator("#messages > .message").last.get_by_role("button", name="Edit").click()
+    ada.get_by_label("Message", exact=True).fill("now **louder**")
+    ada.get_by_label("Message", exact=True).press("Enter")
+    expect(body.locator("strong")).to_have_text("louder")
+    expect(body).to_have_text("now louder (edited)")
+    expect(body.locator("pre")).to_have_count(0)
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

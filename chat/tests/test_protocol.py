@@ -48,5 +48,6 @@ def test_message_data_has_the_documented_fields():
     )
     assert protocol.message_data(message) == {
         "id": 7, "seq": 3, "cseq": 5, "room": "lobby", "author": "alice", "body": "<b>hi</b>",
+        "html": "<p>&lt;b&gt;hi&lt;/b&gt;</p>",
         "created_at": "2026-01-02T03:04:05.600000Z", "edited_at": None, "client_id": None,
     }

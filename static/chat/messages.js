@@ -256,7 +256,7 @@ export class MessageList {
 
   /** Build a message's element; confirmed ones of the user get edit and delete actions. */
   #render(message, confirmed = true) {
-    const { author, body, created_at: createdAt, edited_at: editedAt } = message;
+    const { author, created_at: createdAt, edited_at: editedAt } = message;
     const mine = author === this.username;
     const item = document.createElement("li");
     item.className = mine ? "message message--mine" : "message";
@@ -273,12 +273,13 @@ export class MessageList {
     if (!mine) authorElement.href = directUrl(name);
     meta.append(authorElement, " ", timeElement("message__time", created));
 
-    const text = textElement("p", "message__body", "");
-    text.append(renderRichText(String(body ?? ""), this.username));
+    const text = bodyElement(message, this.username);
     if (editedAt) {
       const edited = textElement("span", "message__edited", "(edited)");
       edited.title = `Edited ${formatFull(new Date(editedAt))}`;
-      text.append(" ", edited);
+      // Beside the last line of text, not under the last paragraph.
+      const last = text.lastElementChild;
+      (last && last.tagName === "P" ? last : text).append(" ", edited);
     }
     item.append(meta, text);
     // Staff may delete anyone's message, but only authors edit.
@@ -321,4 +322,21 @@ function textElement(tag, className, text) {
   element.className = className;
   element.textContent = text;
   return element;
+}
+
+/** Build a message's body: the server's sanitised HTML (docs/protocol.md, `html`), or, before the server has it, the text. */
+function bodyElement(message, username) {
+  const body = document.createElement("div");
+  body.className = "message__body";
+  if (typeof message.html === "string") {
+    // Rendered and sanitised with an allow-list by the server (chat/markup.py); the CSP forbids inline script anyway.
+    body.innerHTML = message.html;
+    for (const mention of body.querySelectorAll(".mention")) {
+      if (mention.dataset.user === username) mention.classList.add("mention--me");
+    }
+  } else {
+    body.classList.add("message__body--text");
+    body.append(renderRichText(String(message.body ?? ""), username));
+  }
+  return body;
 }
