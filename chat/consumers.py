@@ -419,9 +419,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def counted_change(self, change):
         """Return `change` (a message edit or delete) counted against the user's change limit first, in its thread."""
+        return self.counted(change, "change", "You are changing messages too fast; nothing was changed.")
+
+    def counted_reaction(self, change):
+        """Return `change` (a reaction added or removed) counted against the user's reaction limit first."""
+        return self.counted(change, "reaction", "You are reacting too fast; nothing was changed.")
+
+    def counted(self, change, limit, detail):
+        """Return `change` counted against the user's `limit` first, in the thread that runs it."""
         def call(**kwargs):
-            self.count_event("change", "You are changing messages too fast; nothing was changed.",
-                             settings.CHAT_FLOOD_FACTOR)
+            self.count_event(limit, detail, settings.CHAT_FLOOD_FACTOR)
             return change(**kwargs)
         return call
 
@@ -491,6 +498,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await db(self.counted_change(services.message_delete))(room=sub.room, actor=self.user, message_id=frame.id)
         await self.send_ack(frame)
 
+    async def on_react(self, frame):
+        sub = self.shown(frame.room)
+        react = services.reaction_add if isinstance(frame, frames.React) else services.reaction_remove
+        await db(self.counted_reaction(react))(room=sub.room, actor=self.user, message_id=frame.id, emoji=frame.emoji)
+        await self.send_ack(frame)
+
     async def on_typing(self, frame):
         sub = self.shown(frame.room)
         await sync_to_async(self.count_event, thread_sensitive=False)("typing", "Typing notices are sent too often.")
@@ -513,6 +526,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames.Changes: on_changes,
         frames.Edit: on_edit,
         frames.Delete: on_delete,
+        frames.React: on_react,
+        frames.Unreact: on_react,
         frames.Typing: on_typing,
         frames.Read: on_read,
         frames.Ping: on_ping,

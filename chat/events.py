@@ -11,6 +11,7 @@ from chat.broadcast import activity_on_commit, room_send_on_commit, user_event_o
 MESSAGE = "message"
 MESSAGE_EDITED = "message_edited"
 MESSAGE_DELETED = "message_deleted"
+MESSAGE_REACTIONS = "message_reactions"
 TYPING = "typing"
 JOIN = "join"
 LEAVE = "leave"
@@ -38,6 +39,7 @@ def message_data(message):
         "created_at": timestamp(message.created_at),
         "edited_at": timestamp(message.edited_at),
         "client_id": message.client_id,
+        "reactions": message.reactions or [],
     }
 
 
@@ -69,6 +71,12 @@ def direct_member_ids(slug):
 def message_edited(message):
     """Announce an edited message to its room."""
     room_send_on_commit(message.room_id, MESSAGE_EDITED, {"message": message_data(message)}, cseq=message.cseq)
+
+
+def message_reactions(message):
+    """Announce a message's new reaction summary to its room."""
+    data = {"id": message.id, "seq": message.seq, "cseq": message.cseq, "reactions": message.reactions or []}
+    room_send_on_commit(message.room_id, MESSAGE_REACTIONS, data, cseq=message.cseq)
 
 
 def message_deleted(message):

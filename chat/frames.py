@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from chat import protocol
-from chat.models import MAX_CLIENT_ID_LENGTH, SLUG_PATTERN
+from chat.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, SLUG_PATTERN
 from chat.protocol import ProtocolError
 
 VERSION = 2
@@ -25,6 +25,7 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=protocol.MAX_PAGE)]
 RequestId = str | int | None
 Body = Annotated[str, msgspec.Meta(extra_json_schema={"minLength": 1, "maxLength": protocol.MAX_BODY_LENGTH})]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID_LENGTH)] | None
+Emoji = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EMOJI_LENGTH, description="one Unicode emoji")]
 
 
 class ClientFrame(msgspec.Struct, tag_field="type", kw_only=True):
@@ -95,6 +96,18 @@ class Delete(ClientFrame, tag="delete"):
     id: Seq
 
 
+class React(ClientFrame, tag="react"):
+    room: Slug
+    id: Seq
+    emoji: Emoji
+
+
+class Unreact(ClientFrame, tag="unreact"):
+    room: Slug
+    id: Seq
+    emoji: Emoji
+
+
 class Typing(ClientFrame, tag="typing"):
     room: Slug
 
@@ -108,7 +121,7 @@ class Ping(ClientFrame, tag="ping"):
     pass
 
 
-CLIENT_FRAMES = (Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, Typing, Read, Ping)
+CLIENT_FRAMES = (Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, Typing, Read, Ping)
 
 
 class _Echo(msgspec.Struct):
@@ -169,6 +182,14 @@ def _echo(text):
 
 # Server frames. Room-scoped ones name their room by slug.
 
+class Reactions(msgspec.Struct):
+    """One emoji on a message: how many reacted with it, and the first of them by name."""
+
+    emoji: str
+    count: int
+    users: list[str]
+
+
 class Message(msgspec.Struct):
     """A stored message, as every frame carries it (docs/protocol.md, Message object)."""
 
@@ -182,6 +203,7 @@ class Message(msgspec.Struct):
     created_at: str
     edited_at: str | None
     client_id: str | None
+    reactions: list[Reactions]
 
 
 class Deleted(msgspec.Struct, tag_field="type", tag="message_deleted"):
@@ -265,6 +287,16 @@ class MessageNew(_RoomMessage, tag="message"):
 
 class MessageEdited(_RoomMessage, tag="message_edited"):
     """A message whose author changed it."""
+
+
+class MessageReactions(ServerFrame, tag="message_reactions"):
+    """A message whose reactions changed: the whole new summary."""
+
+    room: str
+    id: int
+    seq: int
+    cseq: int
+    reactions: list[Reactions]
 
 
 class MessageDeleted(ServerFrame, tag="message_deleted"):
@@ -361,7 +393,7 @@ class Pong(ServerFrame, tag="pong"):
 
 
 SERVER_FRAMES = (
-    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, TypingNotice, Join, Leave,
+    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, TypingNotice, Join, Leave,
     HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded, RoomRemoved, Ack, Error, Pong,
 )
 _server_frame = _union(SERVER_FRAMES)

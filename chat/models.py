@@ -7,6 +7,8 @@ from django.db.models import Q
 SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
 MAX_BODY_LENGTH = 4000
 MAX_CLIENT_ID_LENGTH = 64
+# An emoji with modifiers and joiners (a family, a flag) is a few code points; 32 leaves room.
+MAX_EMOJI_LENGTH = 32
 
 validate_room_slug = RegexValidator(
     SLUG_PATTERN,
@@ -70,6 +72,9 @@ class Message(models.Model):
     client_id = models.CharField(max_length=MAX_CLIENT_ID_LENGTH, null=True, blank=True)
     # Deleted rows stay so that seq numbers remain gap-free.
     is_deleted = models.BooleanField(default=False)
+    # The reactions as every frame shows them (Reaction holds who reacted), kept with the row so that a message is
+    # read and replayed in one query; null until the first reaction (the fast insert leaves it out).
+    reactions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -85,3 +90,21 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.room}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_set")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions")
+    emoji = models.CharField(max_length=MAX_EMOJI_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_once_per_user_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.emoji} by {self.user_id} on {self.message}"

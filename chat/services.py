@@ -8,6 +8,7 @@ often); nothing is changed then.
 import contextlib
 import re
 
+import emoji as emoji_data
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -18,7 +19,7 @@ from django.utils import timezone
 from chat import events, selectors
 from chat.limits import Limit
 from chat.mentions import mentioned_members, mentioned_usernames
-from chat.models import Membership, Message, Room, validate_room_slug
+from chat.models import Membership, Message, Reaction, Room, validate_room_slug
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 
@@ -299,3 +300,54 @@ def message_delete(*, room, actor, message_id):
     message.save(update_fields=["is_deleted", "cseq"])
     events.message_deleted(message)
     return message
+
+
+# A message shows at most this many kinds of emoji, and names this many of the users behind each.
+MAX_REACTION_KINDS = 20
+MAX_REACTION_NAMES = 50
+
+
+def validate_emoji(value):
+    """Raise ValidationError unless `value` is one Unicode emoji (modifiers and joiners included)."""
+    if not isinstance(value, str) or not emoji_data.is_emoji(value):
+        raise ValidationError("A reaction is one emoji.", code="invalid_emoji")
+
+
+@transaction.atomic
+def reaction_add(*, room, actor, message_id, emoji):
+    """Add the user's emoji to a message, once; return the message (unchanged when they had reacted so already)."""
+    validate_emoji(emoji)
+    if not Membership.objects.filter(room=room, user=actor).exists():
+        raise PermissionDenied("Only members of the room may react.")
+    message = _message_for_change(room, message_id)
+    kinds = {reaction["emoji"] for reaction in message.reactions or ()}
+    if emoji not in kinds and len(kinds) >= MAX_REACTION_KINDS:
+        raise ValidationError(f"A message takes at most {MAX_REACTION_KINDS} kinds of reaction.", code="too_many")
+    _, created = Reaction.objects.get_or_create(message=message, user=actor, emoji=emoji)
+    if created:
+        _reactions_changed(message)
+    return message
+
+
+@transaction.atomic
+def reaction_remove(*, room, actor, message_id, emoji):
+    """Take the user's emoji off a message; return the message (unchanged when there was none)."""
+    validate_emoji(emoji)
+    message = _message_for_change(room, message_id)
+    deleted, _ = Reaction.objects.filter(message=message, user=actor, emoji=emoji).delete()
+    if deleted:
+        _reactions_changed(message)
+    return message
+
+
+def _reactions_changed(message):
+    """Rebuild a locked message's reaction summary, give it the room's next change number and announce it."""
+    summary = {}
+    for kind, username in message.reaction_set.order_by("created_at", "id").values_list("emoji", "user__username"):
+        summary.setdefault(kind, []).append(username)
+    message.reactions = [
+        {"emoji": kind, "count": len(names), "users": names[:MAX_REACTION_NAMES]} for kind, names in summary.items()
+    ]
+    message.cseq = _next_cseq(message.room_id)
+    message.save(update_fields=["reactions", "cseq"])
+    events.message_reactions(message)

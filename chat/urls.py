@@ -6,6 +6,7 @@ from chat import views
 app_name = "chat"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("chat/emoji.json", views.emoji_list, name="emoji"),
     path("chat/<str:slug>/", views.room, name="room"),
     path("chat/<str:slug>/members/", views.members, name="members"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),

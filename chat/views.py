@@ -1,4 +1,7 @@
 """Thin pages over the chat services and selectors."""
+import functools
+
+import emoji as emoji_data
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import messages
@@ -10,6 +13,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import build, protocol, selectors, services
@@ -130,6 +134,7 @@ def room(request, slug):
         "userId": request.user.pk,
         "lastReadSeq": membership.last_read_seq if membership else 0,
         "isStaff": request.user.is_staff,
+        "emojiUrl": reverse("chat:emoji"),
     }
     context = {
         "room": room,
@@ -216,3 +221,24 @@ def messages_page(request, slug):
         messages, has_more, forward=page.after is not None, max_bytes=settings.CHAT_MAX_FRAME_BYTES
     )
     return HttpResponse(frame, content_type="application/json")
+
+
+@functools.cache
+def _emoji_choices():
+    """Return [emoji, search words] for every fully-qualified emoji without a skin tone, in Unicode's order."""
+    tones = {chr(code) for code in range(0x1F3FB, 0x1F400)}
+    qualified = emoji_data.STATUS["fully_qualified"]
+    choices = []
+    for character, data in emoji_data.EMOJI_DATA.items():
+        if data["status"] != qualified or tones & set(character):
+            continue
+        names = [data["en"], *data.get("alias", ())]
+        choices.append([character, " ".join(name.strip(":").replace("_", " ") for name in names)])
+    return choices
+
+
+@require_GET
+@cache_control(public=True, max_age=86400)
+def emoji_list(request):
+    """Answer the emoji the reaction picker offers, with the words it searches."""
+    return JsonResponse(_emoji_choices(), safe=False, json_dumps_params={"ensure_ascii": False})

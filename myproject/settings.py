@@ -287,6 +287,7 @@ CHAT_MESSAGE_RATE = env_rate("CHAT_MESSAGE_RATE", "20/10")  # per user, all sock
 CHAT_CHANGE_RATE = env_rate("CHAT_CHANGE_RATE", "20/10")
 # A socket that goes on sending or changing past this many times its limit is closed (4008).
 CHAT_FLOOD_FACTOR = int(os.environ.get("CHAT_FLOOD_FACTOR", "3"))
+CHAT_REACTION_RATE = env_rate("CHAT_REACTION_RATE", "30/10")  # reactions added or removed, per user
 CHAT_TYPING_RATE = env_rate("CHAT_TYPING_RATE", "2/1")  # per user
 CHAT_ROOM_CREATION_RATE = env_rate("CHAT_ROOM_CREATION_RATE", "10/3600")  # per user
 CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per username, and 4x per address

@@ -373,6 +373,39 @@ def test_markdown_shows_formatted_and_an_edit_renders_again(app, open_page, room
     expect(body.locator("pre")).to_have_count(0)
 
 
+def test_reacting_with_the_picker_and_toggling_a_reaction_show_live_and_after_a_reload(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(ada, "lunch?")
+    message = bruno.locator("#messages > .message").last
+    expect(message.locator(".message__body")).to_have_text("lunch?")
+    message.hover()
+    message.get_by_role("button", name="React").click()
+    picker = bruno.get_by_role("dialog", name="Pick a reaction")
+    picker.get_by_label("Search emoji").fill("thumbs up")
+    picker.get_by_label("Search emoji").press("Enter")
+    expect(picker).to_be_hidden()
+
+    chip = ada.locator("#messages > .message").last.locator(".reaction")
+    expect(chip).to_have_text("👍1")
+    expect(chip).to_have_attribute("aria-pressed", "false")
+    expect(chip).to_have_attribute("title", "bruno reacted with 👍")
+    chip.click()
+    expect(chip).to_have_text("👍2")
+    expect(chip).to_have_attribute("aria-pressed", "true")
+    expect(message.locator(".reaction")).to_have_attribute("title", "bruno, ada reacted with 👍")
+    message.locator(".reaction").click()  # bruno takes his off
+    expect(chip).to_have_text("👍1")
+    expect(chip).to_have_attribute("title", "ada reacted with 👍")
+
+    bruno.reload()
+    expect(bruno.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
+    again = bruno.locator("#messages > .message").last.locator(".reaction")
+    expect(again).to_have_text("👍1")
+    expect(again).to_have_attribute("aria-pressed", "false")
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

@@ -164,6 +164,10 @@ async def test_resume_replays_every_change_so_a_stale_view_equals_a_fresh_one(op
         new, _ = services.message_create(room=room, author=alice, body="new")
         services.message_edit(room=room, actor=alice, message_id=new.id, body="new, edited")
         services.message_create(room=room, author=alice, body="newest")
+        services.reaction_add(room=room, actor=alice, message_id=old[3].id, emoji="👍")
+        services.reaction_add(room=room, actor=alice, message_id=old[3].id, emoji="🎉")
+        services.reaction_remove(room=room, actor=alice, message_id=old[3].id, emoji="👍")
+        services.reaction_add(room=room, actor=alice, message_id=new.id, emoji="👍")
     await database_sync_to_async(change_everything)()
 
     socket = await open_v2(bob)
@@ -178,6 +182,46 @@ async def test_resume_replays_every_change_so_a_stale_view_equals_a_fresh_one(op
     assert resumed["cseq"] == fresh["cseq"]
     assert sorted(stale.values(), key=lambda m: m["seq"]) == fresh["messages"]
     assert [m["body"] for m in fresh["messages"]] == ["edited while away", "old3", "new, edited", "newest"]
+    assert [[r["emoji"] for r in m["reactions"]] for m in fresh["messages"]] == [[], ["🎉"], ["👍"], []]
+
+
+async def test_reactions_are_counted_once_per_user_and_emoji_and_reach_the_room_live(open_v2, make_user):
+    alice, bob = [await database_sync_to_async(make_user)(name) for name in ("alice", "bob")]
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    [message] = await post("lobby", alice, 1)
+    author, reader, watcher = [await open_v2(user) for user in (alice, bob, bob)]
+    for socket in (author, reader, watcher):
+        await subscribe(socket, "lobby")
+    for socket, emoji, request_id in ((reader, "👍", 1), (reader, "👍", 2), (author, "👍", 3), (author, "🇫🇷", 4)):
+        await socket.send_json_to({"type": "react", "room": "lobby", "id": message.id, "emoji": emoji,
+                                   "request_id": request_id})
+        assert (await until_frame(socket, "ack"))["request_id"] == request_id
+    # The repeat changed nothing: three changes, three frames, each with the room's next cseq.
+    frames_seen = [await until_frame(watcher, "message_reactions") for _ in range(3)]
+    assert [f["cseq"] for f in frames_seen] == [message.cseq + 1, message.cseq + 2, message.cseq + 3]
+    assert frames_seen[-1]["reactions"] == [
+        {"emoji": "👍", "count": 2, "users": ["bob", "alice"]}, {"emoji": "🇫🇷", "count": 1, "users": ["alice"]},
+    ]
+    await reader.send_json_to({"type": "unreact", "room": "lobby", "id": message.id, "emoji": "👍"})
+    assert (await until_frame(watcher, "message_reactions"))["reactions"][0] == {
+        "emoji": "👍", "count": 1, "users": ["alice"],
+    }
+    history = await subscribe(reader, "lobby")
+    assert [r["count"] for r in history["messages"][-1]["reactions"]] == [1, 1]
+
+
+@pytest.mark.parametrize("emoji", ["a", "👍👍", ":+1:", "<b>", "👍 "])
+async def test_a_reaction_that_is_not_one_emoji_is_refused_and_changes_nothing(open_v2, make_user, emoji):
+    alice = await database_sync_to_async(make_user)("alice")
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    [message] = await post("lobby", alice, 1)
+    socket = await open_v2(alice, "lobby")
+    await subscribe(socket, "lobby")
+    await socket.send_json_to({"type": "react", "room": "lobby", "id": message.id, "emoji": emoji, "request_id": 9})
+    error = await until_frame(socket, "error")
+    assert (error["code"], error["request_id"], error["room"]) == ("invalid", 9, "lobby")
+    stored = await database_sync_to_async(Message.objects.get)(pk=message.pk)
+    assert (stored.reactions, stored.cseq) == (None, message.cseq)
 
 
 async def test_a_long_absence_resumes_in_pages_of_the_change_feed(open_v2, make_user):
@@ -241,3 +285,19 @@ async def test_too_many_subscriptions_are_refused(open_v2, make_user, monkeypatc
     await socket.send_json_to({"type": "unsubscribe", "room": "a"})
     await until_frame(socket, "unsubscribed")
     assert (await subscribe(socket, "c"))["room"] == "c"
+
+
+async def test_reactions_are_rate_limited(open_v2, make_user, settings):
+    settings.CHAT_REACTION_RATE = (2, 60)
+    alice = await database_sync_to_async(make_user)("alice")
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    [message] = await post("lobby", alice, 1)
+    socket = await open_v2(alice, "lobby")
+    await subscribe(socket, "lobby")
+    for request_id, emoji in enumerate(["👍", "🎉", "👀"]):
+        await socket.send_json_to({"type": "react", "room": "lobby", "id": message.id, "emoji": emoji,
+                                   "request_id": request_id})
+    answers = [await until_frame(socket, "ack"), await until_frame(socket, "ack"), await until_frame(socket, "error")]
+    assert [a["request_id"] for a in answers] == [0, 1, 2] and answers[2]["code"] == "rate_limited"
+    stored = await database_sync_to_async(Message.objects.get)(pk=message.pk)
+    assert [r["emoji"] for r in stored.reactions] == ["👍", "🎉"]

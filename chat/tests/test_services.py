@@ -176,6 +176,35 @@ def test_refused_edits_and_deletes_allocate_no_cseq(alice, bob):
     assert Message.objects.get().cseq == 1
 
 
+def test_reactions_keep_one_per_user_and_emoji_and_refuse_what_they_cannot_take(alice, bob, make_user, sent):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    message, _ = services.message_create(room=room, author=alice, body="vote")
+    for actor in (bob, alice, bob):
+        services.reaction_add(room=room, actor=actor, message_id=message.pk, emoji="👍")
+    services.reaction_remove(room=room, actor=alice, message_id=message.pk, emoji="🎉")  # not there: no change
+    stored = Message.objects.get()
+    assert stored.reactions == [{"emoji": "👍", "count": 2, "users": ["bob", "alice"]}]
+    assert (stored.cseq, last_cseq(room)) == (3, 3)
+    assert kinds(sent, events.MESSAGE_REACTIONS) == [events.MESSAGE_REACTIONS] * 2
+
+    with pytest.raises(PermissionDenied):
+        services.reaction_add(room=room, actor=make_user("carol"), message_id=message.pk, emoji="👍")
+    with pytest.raises(ValidationError):
+        services.reaction_add(room=room, actor=bob, message_id=message.pk, emoji="+1")
+    for emoji in ["😀", "😁", "😂", "🤣", "😃", "😄", "😅", "😆", "😉", "😊",
+                  "😋", "😎", "😍", "😘", "🥰", "😗", "😙", "🥲", "😚"]:
+        services.reaction_add(room=room, actor=bob, message_id=message.pk, emoji=emoji)
+    with pytest.raises(ValidationError):
+        services.reaction_add(room=room, actor=bob, message_id=message.pk, emoji="🙂")
+    services.message_delete(room=room, actor=alice, message_id=message.pk)
+    with pytest.raises(Message.DoesNotExist):
+        services.reaction_add(room=room, actor=bob, message_id=message.pk, emoji="👍")
+    assert len(Message.objects.get().reactions) == services.MAX_REACTION_KINDS
+
+
 def test_message_create_many_with_a_repeated_client_id_stores_none(alice):
     room, _ = services.room_create(slug="lobby", user=alice)
     services.message_create(room=room, author=alice, body="first", client_id="c1")

@@ -287,3 +287,14 @@ def test_room_member_links_open_dms_by_post(alice_client, make_user):
 def test_members_of_an_unknown_room_is_404(alice_client):
     assert alice_client.post("/chat/nowhere/members/", {"username": "bob", "action": "add"}).status_code == 404
     assert not Room.objects.exists()
+
+
+def test_the_reaction_picker_gets_every_emoji_once_with_its_words(client, db):
+    response = client.get("/chat/emoji.json")
+    assert response.status_code == 200 and "max-age=86400" in response["Cache-Control"]
+    choices = response.json()
+    emoji = [character for character, _ in choices]
+    assert len(emoji) == len(set(emoji)) > 1000
+    assert dict(choices)["👍"].startswith("thumbs up")
+    # Skin tones are not separate choices.
+    assert "👍🏽" not in emoji

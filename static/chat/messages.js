@@ -1,4 +1,5 @@
 import { dayKey, formatDay, formatFull, formatTime } from "./format.js";
+import { reactionsElement } from "./reactions.js";
 import { renderRichText } from "./richtext.js";
 import { directUrl } from "./urls.js";
 
@@ -24,8 +25,11 @@ export class MessageList {
   #unread = null; // { after, upTo }: the seqs the "New messages" divider stands before
   #dayDividers = new Map(); // day key -> its heading element
 
-  /** onEdit(message) and onDelete(message) run when the user picks those actions on their own message. */
-  constructor(list, scroller, { username, isStaff = false, onRetry, onEdit, onDelete }) {
+  /**
+   * onEdit(message) and onDelete(message) run when the user picks those actions on their own message;
+   * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one.
+   */
+  constructor(list, scroller, { username, isStaff = false, onRetry, onEdit, onDelete, onReact, onPickReaction }) {
     this.list = list;
     this.scroller = scroller;
     this.username = username;
@@ -33,6 +37,8 @@ export class MessageList {
     this.onRetry = onRetry;
     this.onEdit = onEdit;
     this.onDelete = onDelete;
+    this.onReact = onReact;
+    this.onPickReaction = onPickReaction;
     this.lowestSeq = null;
     this.highestSeq = null;
   }
@@ -282,22 +288,33 @@ export class MessageList {
       (last && last.tagName === "P" ? last : text).append(" ", edited);
     }
     item.append(meta, text);
-    // Staff may delete anyone's message, but only authors edit.
-    if (confirmed && (mine || this.isStaff)) item.append(this.#actions(message.seq, mine));
+    if (!confirmed) return item;
+    if (message.reactions?.length) {
+      item.append(reactionsElement(message, this.username, (emoji, on) => this.#react(message.seq, emoji, on)));
+    }
+    item.append(this.#actions(message.seq, mine));
     return item;
+  }
+
+  #react(seq, emoji, on) {
+    const message = this.get(seq);
+    if (message) this.onReact?.(message, emoji, on);
   }
 
   #actions(seq, mine) {
     const actions = document.createElement("div");
     actions.className = "message__actions";
-    const offered = mine ? [["Edit", this.onEdit], ["Delete", this.onDelete]] : [["Delete", this.onDelete]];
+    // Every member reacts; staff may delete anyone's message, but only authors edit.
+    const offered = [["React", (message, button) => this.onPickReaction?.(message, button)]];
+    if (mine) offered.push(["Edit", this.onEdit]);
+    if (mine || this.isStaff) offered.push(["Delete", this.onDelete]);
     for (const [label, handler] of offered) {
       const button = textElement("button", "button button--small button--quiet", label);
       button.type = "button";
       // Looked up on click, so an edited message is offered as it is now.
       button.addEventListener("click", () => {
         const message = this.get(seq);
-        if (message) handler(message);
+        if (message) handler(message, button);
       });
       actions.append(button);
     }

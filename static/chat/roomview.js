@@ -5,6 +5,7 @@ import { History } from "./history.js";
 import { MessageList, newClientId } from "./messages.js";
 import { Notice } from "./notices.js";
 import { OnlineList } from "./presence.js";
+import { EmojiPicker } from "./reactions.js";
 import { ReadMarker } from "./read.js";
 import { setupTypingSender, TypingIndicator } from "./typing.js";
 
@@ -13,6 +14,14 @@ const REFUSED_TEXTS = new Map([
   ["forbidden", "You no longer have access to this room."],
   ["not_found", "This room does not exist (it may have been deleted)."],
 ]);
+
+// One reaction picker for the page: room switches keep it, and its emoji list is fetched once.
+let picker = null;
+
+function pickerFor(config) {
+  picker ??= new EmojiPicker(config.emojiUrl);
+  return picker;
+}
 
 /**
  * One open room: its messages, composer, typing and online list, shown in the page's room elements. It is a
@@ -44,6 +53,10 @@ export class RoomView {
       onRetry: (local) => this.#sendLocal(local),
       onEdit: (message) => this.editor.start(message),
       onDelete: (message) => this.#delete(message),
+      onReact: (message, emoji, on) => this.#react(message, emoji, on),
+      onPickReaction: (message, button) => {
+        pickerFor(config).open(button, (emoji) => this.#react(message, emoji, true));
+      },
     });
     this.history = new History({
       messages: this.messages,
@@ -74,6 +87,7 @@ export class RoomView {
       ["message", (frame) => this.#live(frame)],
       ["message_edited", (frame) => this.#live(frame)],
       ["message_deleted", (frame) => this.#live(frame)],
+      ["message_reactions", (frame) => this.#reactions(frame)],
       ["history", (frame) => this.#page(frame)],
       ["changes", (frame) => this.#page(frame)],
       ["typing", ({ user }) => this.typing.typing(user)],
@@ -163,6 +177,18 @@ export class RoomView {
       this.onMessage?.(frame.message);
       this.readMarker.shown();
     }
+  }
+
+  #reactions(frame) {
+    if (!this.#subscribed) return;
+    const shown = this.messages.get(frame.seq);
+    // A message not shown (older than the pages loaded) comes as it is now with its page.
+    if (shown) this.messages.apply({ type: "message", message: { ...shown, reactions: frame.reactions, cseq: frame.cseq } });
+    this.history.live(frame.cseq);
+  }
+
+  #react(message, emoji, on) {
+    if (this.#subscribed) this.socket.request({ type: on ? "react" : "unreact", room: this.slug, id: message.id, emoji });
   }
 
   #page(frame) {
