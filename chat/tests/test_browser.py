@@ -553,13 +553,25 @@ def test_screenshots_of_a_room(app, open_page, tmp_path):
     app.seed(slug, [
         ("chloe", "Morning all! Here are the mock-ups for the new sign-up page: https://example.com/mockups/signup",
          "2025-06-01T13:05:00Z"),
-        ("bruno", "Looks good. The button contrast is much better now.", "2025-06-01T13:20:00Z"),
-        ("bruno", "One nit: the error text wraps oddly on phones.", "2025-06-01T13:21:00Z"),
+        ("bruno", "Looks good. The button contrast is **much** better now.", "2025-06-01T13:20:00Z"),
+        ("bruno", "One nit: the error text wraps oddly on phones. Maybe `overflow-wrap: anywhere`?",
+         "2025-06-01T13:21:00Z"),
         ("ada", "Thanks! I'll fix the wrapping. Tomorrow at the latest."),
         ("chloe", "@ada can you also check the dark theme? The links were hard to read before."),
         ("bruno", "Checked on my phone: everything fits, and long words like supercalifragilisticexpialidocious wrap."),
         ("bruno", "Shipping it this afternoon."),
     ])
+    app.shell(
+        "from django.contrib.auth import get_user_model\n"
+        "from chat import services\n"
+        "from chat.models import Room\n"
+        f"room = Room.objects.get(slug={slug!r})\n"
+        "shipping = room.messages.get(seq=7).pk\n"
+        "for name, emoji in [('chloe', '🎉'), ('ada', '🎉'), ('chloe', '🚀')]:\n"
+        "    user = get_user_model().objects.get(username=name)\n"
+        "    services.room_join(slug=room.slug, user=user)\n"
+        "    services.reaction_add(room=room, actor=user, message_id=shipping, emoji=emoji)\n"
+    )
     bruno = open_page(app, "bruno")
     enter_room(bruno, slug)
     shots.mkdir(parents=True, exist_ok=True)
@@ -576,6 +588,7 @@ def test_screenshots_of_a_room(app, open_page, tmp_path):
         expect(ada.locator(".unread-divider")).to_be_visible()
         expect(ada.locator(".day-divider")).to_have_text(["Sunday, June 1, 2025", "Today"])
         expect(ada.locator(".message__edited")).to_have_count(1)
+        expect(ada.locator(".reaction")).to_have_text(["🎉2", "🚀1"])
         expect(ada.locator("#online-list > li")).to_have_text(["ada (you)", "bruno"])
         for scheme in ("light", "dark"):
             ada.emulate_media(color_scheme=scheme)
