@@ -79,6 +79,12 @@ def room_member_names(room):
     return list(room.memberships.order_by("user__username").values_list("user__username", flat=True))
 
 
+def room_member_search(room, prefix, limit):
+    """Return up to `limit` usernames of a room's members that start with `prefix` (any case), sorted."""
+    members = room.memberships.filter(user__username__istartswith=prefix)
+    return list(members.order_by("user__username").values_list("user__username", flat=True)[:limit])
+
+
 def session_expiry(session_key):
     """Return when a login session expires, or None when it is gone, expired or logged out."""
     sessions = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())

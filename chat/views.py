@@ -135,6 +135,7 @@ def room(request, slug):
         "lastReadSeq": membership.last_read_seq if membership else 0,
         "isStaff": request.user.is_staff,
         "emojiUrl": reverse("chat:emoji"),
+        "membersUrl": reverse("chat:member_search", args=[room.slug]),
     }
     context = {
         "room": room,
@@ -200,6 +201,26 @@ def members(request, slug):
         verb = "added to" if form.cleaned_data["action"] == "add" else "removed from"
         messages.success(request, f"{form.cleaned_data['username']} was {verb} the room.")
     return redirect("chat:room", slug=room.slug)
+
+
+# The composer offers this many names for an @ typed so far.
+MEMBER_MATCHES = 8
+
+
+@login_required
+@require_GET
+def member_search(request, slug):
+    """Answer the members of a room the user may read whose names start with ?q=, for @mention completion."""
+    try:
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
+    except ValidationError:
+        return JsonResponse({"error": "There is no such room."}, status=404)
+    except PermissionDenied as error:
+        return JsonResponse({"error": str(error)}, status=403)
+    except Room.DoesNotExist:
+        return JsonResponse({"error": "There is no such room."}, status=404)
+    prefix = request.GET.get("q", "")[:150]
+    return JsonResponse({"users": selectors.room_member_search(room, prefix, MEMBER_MATCHES)})
 
 
 @login_required

@@ -406,6 +406,25 @@ def test_reacting_with_the_picker_and_toggling_a_reaction_show_live_and_after_a_
     expect(again).to_have_attribute("aria-pressed", "false")
 
 
+def test_the_composer_completes_members_and_emoji_and_enter_takes_the_completion(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(bruno, room)
+    enter_room(ada, room)
+    composer = ada.get_by_label("Message", exact=True)
+    suggestions = ada.get_by_role("listbox", name="Suggestions")
+    composer.press_sequentially("thanks @br")
+    expect(suggestions.get_by_role("option")).to_have_text(["bruno"])
+    composer.press("Enter")
+    expect(composer).to_have_value("thanks @bruno ")
+    expect(suggestions).to_be_hidden()
+    composer.press_sequentially("great :thumbs_u")
+    expect(suggestions.get_by_role("option").first).to_have_text("👍")
+    composer.press("Tab")
+    expect(composer).to_have_value("thanks @bruno great 👍 ")
+    composer.press("Enter")
+    expect(message_bodies(bruno)).to_have_text(["thanks @bruno great 👍"])
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

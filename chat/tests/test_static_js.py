@@ -79,3 +79,26 @@ def test_the_tab_title_shows_the_unread_count_only_when_there_is_one():
         console.log(JSON.stringify([0, 1, 12].map((count) => module.titleWithCount("lobby · Chat", count))));
     """)
     assert titles == ["lobby · Chat", "(1) lobby · Chat", "(12) lobby · Chat"]
+
+
+def test_the_composer_completes_the_mention_or_shortcode_the_caret_ends():
+    found = run_module("completion.js", """
+        const texts = ["hi @ad", "@bo", "mail ada@exa", "at 10:30", "nice :th", "a :t", "@", ":thumbs_up", "x @a.b"];
+        console.log(JSON.stringify(texts.map((text) => module.tokenBefore(text))));
+    """)
+    assert found == [
+        {"kind": "mention", "query": "ad", "start": 3}, {"kind": "mention", "query": "bo", "start": 0},
+        None, None, {"kind": "emoji", "query": "th", "start": 5}, None, None,
+        {"kind": "emoji", "query": "thumbs_up", "start": 0}, {"kind": "mention", "query": "a.b", "start": 2},
+    ]
+
+
+def test_emoji_whose_words_start_with_the_query_come_first():
+    matched = run_module("completion.js", """
+        const choices = [["😀", "grinning face"], ["👍", "thumbs up thumbsup +1"], ["🤔", "thinking face"],
+                         ["🙄", "face with rolling eyes"], ["🧵", "thread"]];
+        console.log(JSON.stringify([module.matchEmoji(choices, "th"), module.matchEmoji(choices, "thumbs_up"),
+                                    module.matchEmoji(choices, "face", 2), module.matchEmoji(choices, "zz")]));
+    """)
+    # "with" contains "th" without starting with it: offered, after the words that start with it.
+    assert matched == [["👍", "🤔", "🧵", "🙄"], ["👍"], ["😀", "🤔"], []]

@@ -298,3 +298,20 @@ def test_the_reaction_picker_gets_every_emoji_once_with_its_words(client, db):
     assert dict(choices)["👍"].startswith("thumbs up")
     # Skin tones are not separate choices.
     assert "👍🏽" not in emoji
+
+
+def test_mention_completion_offers_members_of_rooms_the_user_may_read_only(alice_client, make_user):
+    alice = get_user_model().objects.get(username="alice")
+    for name in ("Bruno", "bruce", "brian", "carol"):
+        make_user(name)
+    room, _ = services.room_create(slug="lobby", user=alice)
+    for name in ("Bruno", "bruce", "carol"):
+        services.room_join(slug="lobby", user=get_user_model().objects.get(username=name))
+    secret, _ = services.room_create(slug="secret", user=get_user_model().objects.get(username="carol"), private=True)
+
+    # brian is no member; the match ignores case.
+    # (In the database's collation order, which differs between SQLite and PostgreSQL.)
+    assert set(alice_client.get("/chat/lobby/members.json", {"q": "bru"}).json()["users"]) == {"Bruno", "bruce"}
+    assert alice_client.get("/chat/lobby/members.json", {"q": "zz"}).json() == {"users": []}
+    assert alice_client.get("/chat/secret/members.json", {"q": "c"}).status_code == 403
+    assert alice_client.get("/chat/nowhere/members.json").status_code == 404

@@ -3,6 +3,18 @@ const STARTERS = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "�
 const RECENT_KEY = "chat.recentEmoji";
 const RECENT_COUNT = 16;
 const SHOWN_COUNT = 64;
+const loads = new Map(); // url -> the promise of its [emoji, words][]
+
+/** Return the emoji the server offers (/chat/emoji.json) as [emoji, words][], fetched once per page; [] on failure. */
+export function loadEmoji(url) {
+  if (!loads.has(url)) {
+    const load = fetch(url, { credentials: "same-origin" })
+      .then((response) => (response.ok ? response.json() : []))
+      .catch(() => []);
+    loads.set(url, load);
+  }
+  return loads.get(url);
+}
 
 /** Return the reactions bar of a message: one toggle per emoji with its count; who reacted shows on hover and focus. */
 export function reactionsElement(message, username, onToggle) {
@@ -77,12 +89,7 @@ export class EmojiPicker {
     this.#show();
     this.search.focus();
     if (this.#choices === null) {
-      try {
-        const response = await fetch(this.url, { credentials: "same-origin" });
-        this.#choices = response.ok ? await response.json() : [];
-      } catch {
-        this.#choices = [];
-      }
+      this.#choices = await loadEmoji(this.url);
       this.#show();
     }
   }

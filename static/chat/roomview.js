@@ -1,4 +1,5 @@
 import { Announcer } from "./announce.js";
+import { setupCompletion } from "./completion.js";
 import { disableComposer, setupComposer } from "./composer.js";
 import { Editor } from "./editing.js";
 import { History } from "./history.js";
@@ -81,6 +82,7 @@ export class RoomView {
     });
     this.announcer = new Announcer(byId("announcer"), config.username);
     setupComposer(this.form, this.textarea, (body) => this.#compose(body));
+    setupCompletion(this.textarea, byId("composer-completion"), config);
     setupTypingSender(this.textarea, (frame) => this.#send(frame));
     this.handlers = new Map([
       ["subscribed", (frame) => this.#welcome(frame)],
