@@ -117,6 +117,16 @@ def membership_remove(*, room, actor, username):
     events.room_removed(membership.user_id, room)
 
 
+def room_leave(*, room, user):
+    """Take the user out of a room's members (a private room then needs an invitation back); tell their sockets."""
+    if room.is_direct:
+        raise ValidationError("A direct message cannot be left.", code="direct")
+    if room.is_private and room.created_by_id == user.pk:
+        raise PermissionDenied("The creator cannot leave their private room.")
+    if Membership.objects.filter(room=room, user=user).delete()[0]:
+        events.room_removed(user.pk, room)
+
+
 def membership_read(*, room, user, seq):
     """Move the user's read marker forward to `seq` (never back, never past the last message)."""
     last_seq = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)

@@ -141,6 +141,8 @@ def room(request, slug):
         "room": room,
         "title": room.title_for(request.user),
         "room_config": config,
+        # Open, the page has joined the room (its socket does): anyone may leave but a private room's creator.
+        "can_leave": not room.is_direct and not (room.is_private and room.created_by_id == request.user.pk),
         "members": selectors.room_member_names(room) if room.is_private else None,
         "member_form": MemberForm() if can_manage else None,
     }
@@ -201,6 +203,23 @@ def members(request, slug):
         verb = "added to" if form.cleaned_data["action"] == "add" else "removed from"
         messages.success(request, f"{form.cleaned_data['username']} was {verb} the room.")
     return redirect("chat:room", slug=room.slug)
+
+
+@login_required
+@require_POST
+def room_leave(request, slug):
+    """Leave a room and go back to the lobby."""
+    try:
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
+        services.room_leave(room=room, user=request.user)
+    except ValidationError as error:
+        return _error(request, " ".join(error.messages), 400)
+    except PermissionDenied as error:
+        return _error(request, str(error), 403)
+    except Room.DoesNotExist:
+        return _error(request, "There is no such room.", 404)
+    messages.success(request, f"You left #{room.slug}.")
+    return redirect("chat:index")
 
 
 # The composer offers this many names for an @ typed so far.

@@ -425,6 +425,22 @@ def test_the_composer_completes_members_and_emoji_and_enter_takes_the_completion
     expect(message_bodies(bruno)).to_have_text(["thanks @bruno great 👍"])
 
 
+def test_leaving_a_room_takes_it_off_your_rooms_in_every_tab(app, open_page, room):
+    ada = open_page(app, "ada")
+    enter_room(ada, room)
+    other_tab = ada.context.new_page()
+    other_tab.goto("/")
+    expect(other_tab.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(1)
+    ada.get_by_role("button", name="Leave room").click()
+    expect(ada.get_by_role("heading", name="Your rooms")).to_be_visible()
+    expect(ada.get_by_text(f"You left #{room}.")).to_be_visible()
+    expect(ada.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(0)
+    # Still a public room anyone may open again.
+    expect(ada.locator("#public-room-list").get_by_role("link", name=room, exact=True)).to_have_count(1)
+    # The lobby open in another tab hears of it live.
+    expect(other_tab.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(0)
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

@@ -205,6 +205,24 @@ def test_reactions_keep_one_per_user_and_emoji_and_refuse_what_they_cannot_take(
     assert len(Message.objects.get().reactions) == services.MAX_REACTION_KINDS
 
 
+def test_leaving_a_room_ends_the_membership_and_tells_the_user_but_not_for_a_dm_or_a_creator(alice, bob, sent):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    services.room_leave(room=room, user=bob)
+    services.room_leave(room=room, user=bob)  # not a member any more: nothing happens
+    assert not Membership.objects.filter(room=room, user=bob).exists()
+    assert kinds(sent, events.ROOM_REMOVED) == [events.ROOM_REMOVED]
+    secret, _ = services.room_create(slug="secret", user=alice, private=True)
+    with pytest.raises(PermissionDenied):
+        services.room_leave(room=secret, user=alice)
+    direct = services.room_open_direct(user=alice, username="bob")
+    with pytest.raises(ValidationError):
+        services.room_leave(room=direct, user=alice)
+    assert Membership.objects.filter(room__in=[secret, direct], user=alice).count() == 2
+
+
 def test_message_create_many_with_a_repeated_client_id_stores_none(alice):
     room, _ = services.room_create(slug="lobby", user=alice)
     services.message_create(room=room, author=alice, body="first", client_id="c1")
