@@ -95,3 +95,37 @@ def chart(rows, path):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+CONNECT_COLUMNS = [("round", "round"), ("protocol", "protocol"), ("sockets", "sockets"), ("room_size", "room"),
+                   ("connect_failed", "failed"), ("ramp_seconds", "ramp s"), ("handshake_p50_ms", "p50 ms"),
+                   ("handshake_p99_ms", "p99 ms"), ("subscribe_p50_ms", "subscribe p50 ms"),
+                   ("server_cpu_us_per_socket", "server CPU µs/socket")]
+_CONNECT_RATIOS = [("ramp_seconds", "time_vs_v1"), ("handshake_p50_ms", "p50_vs_v1"), ("handshake_p99_ms", "p99_vs_v1"),
+                   ("server_cpu_us_per_socket", "cpu_vs_v1")]
+
+
+def connect_ratios(rows):
+    """Return v2 over v1 of each round's ramp time, handshake p50 and p99 and server CPU per socket, and of all rounds."""
+    by_round = {}
+    for row in rows:
+        by_round.setdefault(row["round"], {})[row["protocol"]] = row
+    out = []
+    for number, pair in sorted(by_round.items()):
+        if {1, 2} <= pair.keys():
+            out.append({"round": number, **_ratios(pair[2], pair[1])})
+    if len(out) > 1:
+        # Sums rather than a mean of ratios: a round slowed by the machine then weighs as much for both protocols.
+        total = {p: {k: sum(pair[p][k] or 0 for pair in by_round.values() if {1, 2} <= pair.keys())
+                     for k, _ in _CONNECT_RATIOS} for p in (1, 2)}
+        out.append({"round": "all", **_ratios(total[2], total[1])})
+    return out
+
+
+def _ratios(v2, v1):
+    return {name: round(v2[key] / v1[key], 2) if v1.get(key) and v2.get(key) is not None else None
+            for key, name in _CONNECT_RATIOS}
+
+
+CONNECT_RATIO_COLUMNS = [("round", "round"), ("time_vs_v1", "ramp time v2/v1"), ("p50_vs_v1", "p50 v2/v1"),
+                         ("p99_vs_v1", "p99 v2/v1"), ("cpu_vs_v1", "server CPU per socket v2/v1")]
