@@ -25,7 +25,7 @@ class Totals:
 
 
 async def session(cluster, webs, room, name, resume, totals, rng):
-    """Subscribe to a room after the (cseq, seq) `resume`, send a few messages, catch up and leave; return the next resume."""
+    """Subscribe to a room after the (cseq, seq) `resume`, send a few messages, catch up, leave; return the next resume."""
     after_cseq, after_seq = resume
     client = ChatClient(webs, room, name, after=after_cseq).start()
     try:

@@ -1,4 +1,4 @@
-"""A room follower on protocol v2 that does what the page does: subscribe on each hello, resume after its cseq, fill holes with changes.
+"""A protocol v2 room follower that does what the page does: subscribe after each hello, resume by cseq, fill holes.
 
 Used by the fault tests and by the soak command (python -m soak).
 """
@@ -10,7 +10,8 @@ from typing import NamedTuple
 
 import websockets.exceptions
 
-# The page stops reconnecting on these (docs/protocol.md, Closing): bad URL, no login, no access, no room, too many sockets.
+# The page stops reconnecting on these (docs/protocol.md, Closing): bad URL, no login, no access, no room,
+# too many sockets.
 FINAL_CLOSE_CODES = {4400, 4401, 4403, 4404, 4429}
 # A subscribe refused with one of these will be refused again: the client gives up, as the page's room view does.
 FINAL_ERROR_CODES = {"invalid", "forbidden", "not_found", "too_many_subscriptions"}

@@ -1,4 +1,4 @@
-"""Real faults against real processes (protocol v2 clients): Redis restarts, killed and stopped daphnes, lost layer messages; nothing lost or shown twice."""
+"""Real faults against real processes: Redis restarts, killed and stopped daphnes, lost layer messages; nothing lost or shown twice."""
 import asyncio
 import itertools
 import signal

@@ -1,4 +1,4 @@
-"""Two real daphne processes sharing a real Redis and one database: delivery, resume and presence across them (protocol v2)."""
+"""Two real daphne processes sharing a real Redis and one database: v2 delivery, resume and presence across them."""
 import itertools
 import json
 
@@ -57,7 +57,8 @@ async def subscribe(socket, room, after=None):
 async def send_all(socket, room, bodies):
     """Send `bodies` as messages to `room`, then return the echoed messages, in order."""
     for body in bodies:
-        await socket.send(json.dumps({"type": "send", "room": room, "body": body, "client_id": f"c{next(_client_ids)}"}))
+        frame = {"type": "send", "room": room, "body": body, "client_id": f"c{next(_client_ids)}"}
+        await socket.send(json.dumps(frame))
     return [await message_of(socket, room) for _ in bodies]
 
 
