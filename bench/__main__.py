@@ -4,7 +4,7 @@
     python -m bench room --sizes 100,1000 --loads 20000
     python -m bench rooms           # 100 rooms of 10 on PostgreSQL
     python -m bench idle --sockets 10000
-    python -m bench connect --connect-sockets 200   # v2's connect, hello and subscribe against v1's handshake
+    python -m bench connect --connect-sockets 200   # v2's page load and subscribe against v1's handshake
     python -m bench smoke --out /tmp/smoke   # a few clients; exits 1 on a lost or duplicate message
 """
 import argparse
@@ -63,7 +63,7 @@ def parse(argv):
     idle.add_argument("--sockets", type=int, default=10_000)
     idle.add_argument("--room-size", type=int, default=10)
     idle.add_argument("--idle-apps", type=names, default=["project", "tutorial", "ceiling"])
-    connect = parser.add_argument_group("connect: v2's connect, hello and subscribe against v1's handshake")
+    connect = parser.add_argument_group("connect: v2's page load and its subscribe alone against v1's handshake")
     connect.add_argument("--connect-sockets", type=int, default=200)
     connect.add_argument("--connect-rounds", type=int, default=2, help="each round times v1 and v2 once, in turn")
     connect.add_argument("--connect-room-size", type=int, default=10)
@@ -126,7 +126,8 @@ def main(argv=None):
             failures += [r for r in rows if r["connect_failed"] or r["sockets_closed"]]
         if args.scenario in ("all", "connect", "smoke"):
             started, load = time.time(), os.getloadavg()
-            print("== connect: v2 connect + hello + subscribe against v1 connect + welcome, one daphne", flush=True)
+            print("== connect: v2 connect + hello + subscribe, and subscribe alone, against v1 connect + welcome",
+                  flush=True)
             rows = run.connect_scenario(bench, sockets=args.connect_sockets, rounds=args.connect_rounds,
                                         room_size=args.connect_room_size, processes=args.clients,
                                         handshakes=args.handshakes)

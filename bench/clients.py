@@ -38,6 +38,7 @@ class Client:
         self.slug = spec.get("slug")  # the room a v2 socket subscribes to
         self.sender = spec.get("sender")  # the sender number, or None for a listener
         self.ws = None
+        self.subscribed = False
         self.seen = set()
         self.expected = 0
 
@@ -78,31 +79,49 @@ class Worker:
             local_addr=(self.job["source"], 0),
         )
         subscribe_seconds = None
+        client.ws = ws
         try:
             if self.job["protocol"] == 1:
                 await frame_of(ws, "welcome")
             elif self.job["protocol"] == 2:
                 await frame_of(ws, "hello")
-                subscribing = time.monotonic()
-                await ws.send(json.dumps({"type": "subscribe", "room": client.slug, "request_id": "view"}))
-                await frame_of(ws, "subscribed")
-                subscribe_seconds = time.monotonic() - subscribing
+                if not self.job.get("subscribe", True):
+                    return time.monotonic() - started, None  # the subscribe command does the rest
+                subscribe_seconds, _ = await self.subscribe(client)
+                return time.monotonic() - started, subscribe_seconds
         except BaseException:
+            client.ws = None
             await ws.close()
             raise
-        client.ws = ws
         self.readers.append(asyncio.create_task(self.read(client)))
         return time.monotonic() - started, subscribe_seconds
 
+    async def subscribe(self, client):
+        """Subscribe a v2 client's open socket to its room, then start reading; return (seconds, None)."""
+        started = time.monotonic()
+        await client.ws.send(json.dumps({"type": "subscribe", "room": client.slug, "request_id": "view"}))
+        await frame_of(client.ws, "subscribed")
+        client.subscribed = True
+        self.readers.append(asyncio.create_task(self.read(client)))
+        return time.monotonic() - started, None
+
     async def ramp(self, indexes):
         """Connect the clients with `indexes` (all when None), a bounded number at a time; return the figures."""
+        chosen = [c for c in self.clients if c.ws is None and (indexes is None or c.index in indexes)]
+        return await self.each(chosen, self.connect)
+
+    async def subscribe_all(self):
+        """Subscribe every open v2 socket not subscribed yet, a bounded number at a time; return the figures."""
+        return await self.each([c for c in self.clients if c.ws is not None and not c.subscribed], self.subscribe)
+
+    async def each(self, chosen, step):
+        """Run `step` for each of `chosen`, at most job["handshakes"] at once; return counts, errors and times."""
         started = time.monotonic()
         gate = asyncio.Semaphore(self.job["handshakes"])
-        chosen = [c for c in self.clients if c.ws is None and (indexes is None or c.index in indexes)]
 
         async def one(client):
             async with gate:
-                return await self.connect(client)
+                return await step(client)
 
         results = await asyncio.gather(*(one(c) for c in chosen), return_exceptions=True)
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
@@ -188,7 +207,7 @@ class Worker:
 
 
 async def frame_of(ws, kind):
-    """Return the next frame of type `kind` from a project socket, skipping others (the user's events); raise on an error."""
+    """Return the next frame of type `kind` from a project socket, skipping the user's events; raise on an error."""
     async with asyncio.timeout(60):
         while True:
             frame = json.loads(await ws.recv())
@@ -210,6 +229,8 @@ async def serve(conn):
             break
         if command["do"] == "ramp":
             conn.send(await worker.ramp(command.get("indexes")))
+        elif command["do"] == "subscribe":
+            conn.send(await worker.subscribe_all())
         elif command["do"] == "quiet":
             conn.send({"quiet_seconds": time.monotonic() - worker.last_frame, "closed": worker.closed})
         elif command["do"] == "go":

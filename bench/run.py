@@ -181,7 +181,7 @@ class Ramp(NamedTuple):
 class Fleet:
     """The client processes of one measurement, each holding a share of the sockets."""
 
-    def __init__(self, specs, processes, *, protocol, handshakes):
+    def __init__(self, specs, processes, *, protocol, handshakes, subscribe=True):
         context = multiprocessing.get_context("spawn")
         self.pipes, self.processes = [], []
         shares = [specs[i::processes] for i in range(processes)]
@@ -190,8 +190,8 @@ class Fleet:
             process = context.Process(target=clients.main, args=(theirs,), daemon=True)
             process.start()
             # Several source addresses keep clear of the ephemeral port range of one address.
-            mine.send({"clients": share, "protocol": protocol, "source": f"127.0.0.{number + 1}",
-                       "handshakes": handshakes})
+            mine.send({"clients": share, "protocol": protocol, "subscribe": subscribe,
+                       "source": f"127.0.0.{number + 1}", "handshakes": handshakes})
             self.pipes.append(mine)
             self.processes.append(process)
         self.holders = {spec["index"]: n for n, share in enumerate(shares) for spec in share}
@@ -217,6 +217,15 @@ class Fleet:
             sum(a["connected"] for a in answers), sum(a["failed"] for a in answers), time.monotonic() - started,
             [e for a in answers for e in a["errors"]], sorted(t for a in answers for t in a["handshake_ms"]),
             sorted(t for a in answers for t in a["subscribe_ms"]),
+        )
+
+    def subscribe(self):
+        """Subscribe every open v2 socket of a fleet made with subscribe=False; return the Ramp."""
+        started = time.monotonic()
+        answers = self.ask({"do": "subscribe"})
+        return Ramp(
+            sum(a["connected"] for a in answers), sum(a["failed"] for a in answers), time.monotonic() - started,
+            [e for a in answers for e in a["errors"]], sorted(t for a in answers for t in a["handshake_ms"]), [],
         )
 
     def settle(self):
@@ -446,10 +455,13 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
 CONNECT_MESSAGES = 50
 # Server CPU below this share of a core counts as idle between two measurements.
 IDLE_CPU_SHARE = 0.05
+# What the connect scenario times: v1's handshake (connect, welcome), v2's (connect, hello, subscribe, subscribed),
+# and v2's subscribe alone on sockets that have their hello (a room switch, or a second room on the page).
+HANDSHAKES = {"v1": 1, "v2": 2, "v2-subscribe": 2}
 
 
 def connect_scenario(bench, *, sockets, rounds, room_size, processes, handshakes):
-    """Time v2's connect, hello and subscribe against v1's connect and welcome, on one project daphne, in turns."""
+    """Time v2's page load (connect, hello, subscribe) and its subscribe alone against v1's handshake, in turns."""
     database = bench.sqlite()
     sessions = bench.accounts(sockets, database)
     prefix = next(bench.names)
@@ -458,15 +470,20 @@ def connect_scenario(bench, *, sockets, rounds, room_size, processes, handshakes
     bench.messages(slugs, CONNECT_MESSAGES, database)
     server = bench.serve("project", database)
 
-    def measure(protocol):
+    def measure(handshake):
+        protocol, alone = HANDSHAKES[handshake], handshake == "v2-subscribe"
         specs = [{"index": i, "url": url_of(server, "project", slugs[i // room_size], protocol),
                   "room": i // room_size, "slug": slugs[i // room_size], "cookie": sessions[i]}
                  for i in range(sockets)]
-        fleet = Fleet(specs, processes, protocol=protocol, handshakes=handshakes)
+        fleet = Fleet(specs, processes, protocol=protocol, handshakes=handshakes, subscribe=not alone)
         try:
+            if alone:
+                opened = fleet.ramp()
+                if opened.failed:
+                    raise RuntimeError(f"v2 sockets could not open: {opened.errors}")
             wait_idle(server.process.pid)
             cpu_before = cpu_seconds(server.process.pid)
-            ramp = fleet.ramp()
+            ramp = fleet.subscribe() if alone else fleet.ramp()
             # The joins the handshakes announce to the rooms are part of what they cost.
             fleet.settle()
             cpu_used = cpu_seconds(server.process.pid) - cpu_before
@@ -483,14 +500,15 @@ def connect_scenario(bench, *, sockets, rounds, room_size, processes, handshakes
 
     try:
         # Each user's first subscribe makes them a member; the rounds time returning users, as a reload does.
-        warm = measure(2)
+        warm = measure("v2")
         if warm["connect_failed"]:
             raise RuntimeError(f"the warm-up could not connect: {warm['connect_errors']}")
         rows = []
         for number in range(1, rounds + 1):
-            # Turns alternate, so that neither protocol always comes first after a pause.
-            for protocol in (1, 2) if number % 2 else (2, 1):
-                rows.append({"app": "project", "round": number, "protocol": protocol, **measure(protocol)})
+            # Turns alternate, so that no measurement always comes first after a pause.
+            order = list(HANDSHAKES) if number % 2 else list(reversed(HANDSHAKES))
+            for handshake in order:
+                rows.append({"app": "project", "round": number, "handshake": handshake, **measure(handshake)})
                 print_row(rows[-1])
     finally:
         server.stop()
