@@ -4,6 +4,7 @@
     python -m bench room --sizes 100,1000 --loads 20000
     python -m bench rooms           # 100 rooms of 10 on PostgreSQL
     python -m bench idle --sockets 10000
+    python -m bench connect --connect-sockets 200   # v2's page load and subscribe against v1's handshake
     python -m bench smoke --out /tmp/smoke   # a few clients; exits 1 on a lost or duplicate message
 """
 import argparse
@@ -35,7 +36,7 @@ def names(text):
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default="all", choices=["all", "room", "rooms", "idle", "smoke"])
+    parser.add_argument("scenario", nargs="?", default="all", choices=["all", "room", "rooms", "idle", "connect", "smoke"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON files and the chart go")
     parser.add_argument("--clients", type=int, default=3, help="client processes (one receives ~17k frames/s)")
     parser.add_argument("--handshakes", type=int, default=4,
@@ -62,10 +63,14 @@ def parse(argv):
     idle.add_argument("--sockets", type=int, default=10_000)
     idle.add_argument("--room-size", type=int, default=10)
     idle.add_argument("--idle-apps", type=names, default=["project", "tutorial", "ceiling"])
+    connect = parser.add_argument_group("connect: v2's page load and its subscribe alone against v1's handshake")
+    connect.add_argument("--connect-sockets", type=int, default=200)
+    connect.add_argument("--connect-rounds", type=int, default=2, help="each round times v1 and v2 once, in turn")
+    connect.add_argument("--connect-room-size", type=int, default=10)
     args = parser.parse_args(argv)
     if args.scenario == "smoke":
         args.sizes, args.loads, args.senders, args.deliveries, args.clients = [4], [200], 2, 200, 1
-        args.timeout = 30
+        args.timeout, args.connect_sockets = 30, 4
     return args
 
 
@@ -119,6 +124,17 @@ def main(argv=None):
             save(args, "idle", rows, started, load)
             print(report.table(rows, report.IDLE_COLUMNS))
             failures += [r for r in rows if r["connect_failed"] or r["sockets_closed"]]
+        if args.scenario in ("all", "connect", "smoke"):
+            started, load = time.time(), os.getloadavg()
+            print("== connect: v2 connect + hello + subscribe, and subscribe alone, against v1 connect + welcome",
+                  flush=True)
+            rows = run.connect_scenario(bench, sockets=args.connect_sockets, rounds=args.connect_rounds,
+                                        room_size=args.connect_room_size, processes=args.clients,
+                                        handshakes=args.handshakes)
+            save(args, "connect", rows, started, load)
+            print(report.table(rows, report.CONNECT_COLUMNS))
+            print(report.table(report.connect_ratios(rows), report.CONNECT_RATIO_COLUMNS))
+            failures += [r for r in rows if r["connect_failed"]]
     if failures:
         print(f"FAILED: {len(failures)} measurement(s) lost, duplicated or refused something; logs in {workdir}",
               file=sys.stderr)

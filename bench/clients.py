@@ -35,8 +35,10 @@ class Client:
 
     def __init__(self, spec):
         self.index, self.url, self.cookie, self.room = spec["index"], spec["url"], spec["cookie"], spec["room"]
+        self.slug = spec.get("slug")  # the room a v2 socket subscribes to
         self.sender = spec.get("sender")  # the sender number, or None for a listener
         self.ws = None
+        self.subscribed = False
         self.seen = set()
         self.expected = 0
 
@@ -66,31 +68,67 @@ class Worker:
             self.done.set()
 
     async def connect(self, client):
-        """Open one client's socket (waiting for the welcome when the app sends one) and start reading."""
+        """Open one client's socket as the app's page would, then start reading; return (total, subscribe) seconds."""
+        # Protocol 1 sends the room's welcome; protocol 2 a hello, then the room's view once subscribed;
+        # the references send nothing.
+        started = time.monotonic()
         headers = {"Cookie": f"sessionid={client.cookie}"} if client.cookie else {}
-        client.ws = await websockets.asyncio.client.connect(
+        ws = await websockets.asyncio.client.connect(
             client.url, origin=page_origin(client.url), additional_headers=headers, proxy=None,
             open_timeout=60, ping_interval=None, compression=None, max_queue=None,
             local_addr=(self.job["source"], 0),
         )
-        if self.job["welcome"]:
-            await asyncio.wait_for(client.ws.recv(), 60)
+        subscribe_seconds = None
+        client.ws = ws
+        try:
+            if self.job["protocol"] == 1:
+                await frame_of(ws, "welcome")
+            elif self.job["protocol"] == 2:
+                await frame_of(ws, "hello")
+                if not self.job.get("subscribe", True):
+                    return time.monotonic() - started, None  # the subscribe command does the rest
+                subscribe_seconds, _ = await self.subscribe(client)
+                return time.monotonic() - started, subscribe_seconds
+        except BaseException:
+            client.ws = None
+            await ws.close()
+            raise
         self.readers.append(asyncio.create_task(self.read(client)))
+        return time.monotonic() - started, subscribe_seconds
+
+    async def subscribe(self, client):
+        """Subscribe a v2 client's open socket to its room, then start reading; return (seconds, None)."""
+        started = time.monotonic()
+        await client.ws.send(json.dumps({"type": "subscribe", "room": client.slug, "request_id": "view"}))
+        await frame_of(client.ws, "subscribed")
+        client.subscribed = True
+        self.readers.append(asyncio.create_task(self.read(client)))
+        return time.monotonic() - started, None
 
     async def ramp(self, indexes):
         """Connect the clients with `indexes` (all when None), a bounded number at a time; return the figures."""
+        chosen = [c for c in self.clients if c.ws is None and (indexes is None or c.index in indexes)]
+        return await self.each(chosen, self.connect)
+
+    async def subscribe_all(self):
+        """Subscribe every open v2 socket not subscribed yet, a bounded number at a time; return the figures."""
+        return await self.each([c for c in self.clients if c.ws is not None and not c.subscribed], self.subscribe)
+
+    async def each(self, chosen, step):
+        """Run `step` for each of `chosen`, at most job["handshakes"] at once; return counts, errors and times."""
         started = time.monotonic()
         gate = asyncio.Semaphore(self.job["handshakes"])
-        chosen = [c for c in self.clients if c.ws is None and (indexes is None or c.index in indexes)]
 
         async def one(client):
             async with gate:
-                await self.connect(client)
+                return await step(client)
 
         results = await asyncio.gather(*(one(c) for c in chosen), return_exceptions=True)
         errors = [repr(r) for r in results if isinstance(r, BaseException)]
+        timed = [r for r in results if not isinstance(r, BaseException)]
         return {"connected": len(chosen) - len(errors), "failed": len(errors), "errors": errors[:3],
-                "seconds": time.monotonic() - started}
+                "seconds": time.monotonic() - started, "handshake_ms": [total * 1000 for total, _ in timed],
+                "subscribe_ms": [sub * 1000 for _, sub in timed if sub is not None]}
 
     async def read(self, client):
         """Record every benchmark frame of the current round this client receives, until its socket closes."""
@@ -124,8 +162,8 @@ class Worker:
             if delay > 0:
                 await asyncio.sleep(delay)
             text = body(round_id, client.sender, seq, due)
-            # One frame every app understands: the project reads body, the tutorial message.
-            await client.ws.send(json.dumps({"type": "send", "body": text, "message": text,
+            # One frame every app understands: the project reads room and body, the tutorial message.
+            await client.ws.send(json.dumps({"type": "send", "room": client.slug, "body": text, "message": text,
                                              "client_id": f"b{round_id}-{client.sender}-{seq}"}))
 
     async def go(self, command):
@@ -168,6 +206,17 @@ class Worker:
         await asyncio.gather(*self.readers, return_exceptions=True)
 
 
+async def frame_of(ws, kind):
+    """Return the next frame of type `kind` from a project socket, skipping the user's events; raise on an error."""
+    async with asyncio.timeout(60):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == kind:
+                return frame
+            if frame["type"] == "error":
+                raise RuntimeError(f"refused: {frame}")
+
+
 async def serve(conn):
     """Obey the coordinator's commands until it says close."""
     loop = asyncio.get_running_loop()
@@ -180,6 +229,8 @@ async def serve(conn):
             break
         if command["do"] == "ramp":
             conn.send(await worker.ramp(command.get("indexes")))
+        elif command["do"] == "subscribe":
+            conn.send(await worker.subscribe_all())
         elif command["do"] == "quiet":
             conn.send({"quiet_seconds": time.monotonic() - worker.last_frame, "closed": worker.closed})
         elif command["do"] == "go":

@@ -95,3 +95,42 @@ def chart(rows, path):
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+CONNECT_COLUMNS = [("round", "round"), ("handshake", "timed"), ("sockets", "sockets"), ("room_size", "room"),
+                   ("connect_failed", "failed"), ("ramp_seconds", "ramp s"), ("handshake_p50_ms", "p50 ms"),
+                   ("handshake_p99_ms", "p99 ms"), ("subscribe_p50_ms", "of which subscribe p50 ms"),
+                   ("server_cpu_us_per_socket", "server CPU µs/socket")]
+_CONNECT_RATIOS = [("ramp_seconds", "time_vs_v1"), ("handshake_p50_ms", "p50_vs_v1"), ("handshake_p99_ms", "p99_vs_v1"),
+                   ("server_cpu_us_per_socket", "cpu_vs_v1")]
+
+
+def connect_ratios(rows):
+    """Return ramp time, p50, p99 and server CPU per socket of v2 and its subscribe over v1's, per round and overall."""
+    by_round = {}
+    for row in rows:
+        by_round.setdefault(row["round"], {})[row["handshake"]] = row
+    out = []
+    for number, timed in sorted(by_round.items()):
+        for handshake in ("v2", "v2-subscribe"):
+            if {"v1", handshake} <= timed.keys():
+                out.append({"round": number, "handshake": handshake, **_ratios(timed[handshake], timed["v1"])})
+    if len(by_round) > 1:
+        # Sums rather than a mean of ratios: a round slowed by the machine then weighs as much for each.
+        for handshake in ("v2", "v2-subscribe"):
+            both = [timed for timed in by_round.values() if {"v1", handshake} <= timed.keys()]
+            total = {name: {k: sum(timed[name][k] or 0 for timed in both) for k, _ in _CONNECT_RATIOS}
+                     for name in ("v1", handshake)}
+            if both:
+                out.append({"round": "all", "handshake": handshake, **_ratios(total[handshake], total["v1"])})
+    return out
+
+
+def _ratios(measured, v1):
+    return {name: round(measured[key] / v1[key], 2) if v1.get(key) and measured.get(key) is not None else None
+            for key, name in _CONNECT_RATIOS}
+
+
+CONNECT_RATIO_COLUMNS = [("round", "round"), ("handshake", "timed"), ("time_vs_v1", "ramp time /v1"),
+                         ("p50_vs_v1", "p50 /v1"), ("p99_vs_v1", "p99 /v1"),
+                         ("cpu_vs_v1", "server CPU per socket /v1")]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import clients
@@ -26,6 +27,8 @@ APPS = {
     "tutorial": "bench.tutorial:application",
     "ceiling": "bench.ceiling:application",
 }
+# The protocol each app's sockets speak: the project's as its page does (v2); the references send no first frame.
+PROTOCOLS = {"project": 2, "tutorial": None, "ceiling": None}
 QUIET_SECONDS = 1.0
 QUIET_TIMEOUT = 180.0
 COMMAND_TIMEOUT = 900.0
@@ -96,6 +99,17 @@ class Bench(contextlib.ExitStack):
         """Create the project's rooms `slugs` (its sockets join rooms but never create them)."""
         rooms_create(slugs, env=self.env(database_url))
 
+    def messages(self, slugs, count, database_url):
+        """Store `count` chat-sized messages in each room of `slugs`, through the services."""
+        code = (
+            "from django.contrib.auth import get_user_model\nfrom chat import services\nfrom chat.models import Room\n"
+            "author, _ = get_user_model().objects.get_or_create(username='bench-author')\n"
+            f"for room in Room.objects.filter(slug__in={list(slugs)!r}):\n"
+            f"    for n in range({count}):\n"
+            "        services.message_create(room=room, author=author, body=f'message {n}: about as long as a line of chat')\n"
+        )
+        manage("shell", "-c", code, env=self.env(database_url), timeout=600)
+
     def serve(self, app, database_url):
         """Start the bench's server serving `app` the way production runs it; return the Server, stopped at the end."""
         def build(port):
@@ -131,9 +145,12 @@ def production_options():
     return options
 
 
-def url_of(server, app, room):
-    """Return the websocket URL of `room` in `app` on `server`."""
-    return f"ws://127.0.0.1:{server.port}" + (f"/ws/{room}/" if app == "ceiling" else f"/ws/chat/{room}/")
+def url_of(server, app, room, protocol=None):
+    """Return the websocket URL of `room` in `app` on `server` (the project's for `protocol`, by default its page's)."""
+    base = f"ws://127.0.0.1:{server.port}"
+    if app == "project" and (protocol or PROTOCOLS[app]) == 2:
+        return base + "/ws/"  # one socket per tab: the room is named by the subscribe
+    return base + (f"/ws/{room}/" if app == "ceiling" else f"/ws/chat/{room}/")
 
 
 def rss_kib(pid):
@@ -150,10 +167,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Ramp(NamedTuple):
+    """What connecting a set of clients gave: counts, the wall time, and each socket's times."""
+
+    connected: int
+    failed: int
+    seconds: float
+    errors: list
+    handshake_ms: list  # connect to first view (welcome, or hello and subscribed), per socket
+    subscribe_ms: list  # subscribe to subscribed, per v2 socket
+
+
 class Fleet:
     """The client processes of one measurement, each holding a share of the sockets."""
 
-    def __init__(self, specs, processes, *, welcome, handshakes):
+    def __init__(self, specs, processes, *, protocol, handshakes, subscribe=True):
         context = multiprocessing.get_context("spawn")
         self.pipes, self.processes = [], []
         shares = [specs[i::processes] for i in range(processes)]
@@ -162,8 +190,8 @@ class Fleet:
             process = context.Process(target=clients.main, args=(theirs,), daemon=True)
             process.start()
             # Several source addresses keep clear of the ephemeral port range of one address.
-            mine.send({"clients": share, "welcome": welcome, "source": f"127.0.0.{number + 1}",
-                       "handshakes": handshakes})
+            mine.send({"clients": share, "protocol": protocol, "subscribe": subscribe,
+                       "source": f"127.0.0.{number + 1}", "handshakes": handshakes})
             self.pipes.append(mine)
             self.processes.append(process)
         self.holders = {spec["index"]: n for n, share in enumerate(shares) for spec in share}
@@ -181,12 +209,24 @@ class Fleet:
         return answers
 
     def ramp(self, indexes=None):
-        """Connect clients (all not yet connected, or `indexes`); return (connected, failed, seconds, errors)."""
+        """Connect clients (all not yet connected, or `indexes`); return the Ramp."""
         pipes = self.pipes if indexes is None else [self.pipes[n] for n in {self.holders[i] for i in indexes}]
         started = time.monotonic()
         answers = self.ask({"do": "ramp", "indexes": indexes}, pipes)
-        errors = [e for a in answers for e in a["errors"]]
-        return sum(a["connected"] for a in answers), sum(a["failed"] for a in answers), time.monotonic() - started, errors
+        return Ramp(
+            sum(a["connected"] for a in answers), sum(a["failed"] for a in answers), time.monotonic() - started,
+            [e for a in answers for e in a["errors"]], sorted(t for a in answers for t in a["handshake_ms"]),
+            sorted(t for a in answers for t in a["subscribe_ms"]),
+        )
+
+    def subscribe(self):
+        """Subscribe every open v2 socket of a fleet made with subscribe=False; return the Ramp."""
+        started = time.monotonic()
+        answers = self.ask({"do": "subscribe"})
+        return Ramp(
+            sum(a["connected"] for a in answers), sum(a["failed"] for a in answers), time.monotonic() - started,
+            [e for a in answers for e in a["errors"]], sorted(t for a in answers for t in a["handshake_ms"]), [],
+        )
 
     def settle(self):
         """Wait until no client has received a frame for QUIET_SECONDS (presence frames after a ramp); say if so."""
@@ -250,13 +290,13 @@ def go(fleet, servers, *, round_id, senders, messages, rate, expected, timeout, 
 
 def connect_all(fleet, server, total, profile=None, idle_seconds=IDLE_CPU_SECONDS):
     """Open client 0 alone (it creates the room), then ramp the rest; return the ramp figures with memory."""
-    connected, failed, _, errors = fleet.ramp([0])
-    if failed:
-        raise RuntimeError(f"the first client could not connect: {errors}")
+    first = fleet.ramp([0])
+    if first.failed:
+        raise RuntimeError(f"the first client could not connect: {first.errors}")
     fleet.settle()
     rss_before = rss_kib(server.process.pid)
     with profiling(profile, server.process.pid) if profile else contextlib.nullcontext():
-        connected, failed, seconds, errors = fleet.ramp()
+        connected, failed, seconds, errors, _, _ = fleet.ramp()
     settled = fleet.settle()
     rss_after = rss_kib(server.process.pid)
     # What the idle sockets cost with nothing sent (heartbeats, pings, timers).
@@ -302,9 +342,10 @@ def room_scenario(bench, *, apps, sizes, loads, senders, deliveries, processes, 
         room = next(bench.names)
         if app == "project":
             bench.rooms([room], database)
-        specs = [{"index": i, "url": url_of(server, app, room), "room": 0, "sender": i if i < senders else None,
-                  "cookie": sessions[i] if app == "project" else None} for i in range(size)]
-        fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)
+        specs = [{"index": i, "url": url_of(server, app, room), "room": 0, "slug": room,
+                  "sender": i if i < senders else None, "cookie": sessions[i] if app == "project" else None}
+                 for i in range(size)]
+        fleet = Fleet(specs, processes, protocol=PROTOCOLS[app], handshakes=handshakes)
         try:
             spy = profile is not None and size == max(sizes)
             ramp = connect_all(fleet, server, size, profile / f"{app}-{size}-ramp.txt" if spy else None)
@@ -337,16 +378,17 @@ def rooms_scenario(bench, *, database_server, rooms, members, rate, seconds, ser
     # Sockets alternate between the server processes, as behind a round-robin proxy; shifting each room's
     # start by one spreads the senders (each room's first member) too.
     specs = [{"index": i, "url": url_of(daphnes[(i + i // members) % servers], "project", f"{prefix}_{i // members}"),
-              "room": i // members, "sender": i // members if i % members == 0 else None, "cookie": sessions[i]}
+              "room": i // members, "slug": f"{prefix}_{i // members}",
+              "sender": i // members if i % members == 0 else None, "cookie": sessions[i]}
              for i in range(total)]
     messages = max(1, round(rate * seconds / rooms))
-    fleet = Fleet(specs, processes, welcome=True, handshakes=handshakes)
+    fleet = Fleet(specs, processes, protocol=PROTOCOLS["project"], handshakes=handshakes)
     try:
         # The first member of each room creates it, then the rest join.
-        connected, failed, _, errors = fleet.ramp([i for i in range(0, total, members)])
-        if failed:
-            raise RuntimeError(f"room creators could not connect: {errors}")
-        connected, failed, ramp_seconds, errors = fleet.ramp()
+        first = fleet.ramp([i for i in range(0, total, members)])
+        if first.failed:
+            raise RuntimeError(f"room creators could not connect: {first.errors}")
+        connected, failed, ramp_seconds, errors, _, _ = fleet.ramp()
         fleet.settle()
         with profiling(profile / "rooms.txt", daphnes[0].process.pid) if profile else contextlib.nullcontext():
             figures, answers, deadline_ns = go(
@@ -395,8 +437,9 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
         if app == "project":
             bench.rooms([f"{prefix}_{n}" for n in range(math.ceil(sockets / room_size))], database)
         specs = [{"index": i, "url": url_of(server, app, f"{prefix}_{i // room_size}"), "room": i // room_size,
-                  "cookie": sessions[i] if app == "project" else None} for i in range(sockets)]
-        fleet = Fleet(specs, processes, welcome=app == "project", handshakes=handshakes)
+                  "slug": f"{prefix}_{i // room_size}", "cookie": sessions[i] if app == "project" else None}
+                 for i in range(sockets)]
+        fleet = Fleet(specs, processes, protocol=PROTOCOLS[app], handshakes=handshakes)
         try:
             ramp = connect_all(fleet, server, sockets, idle_seconds=STEADY_IDLE_CPU_SECONDS)
             row = {"app": app, "room_size": room_size, **ramp}
@@ -406,6 +449,80 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
         rows.append(row)
         print_row(row)
     return rows
+
+
+# Messages in each room of the connect scenario: a first view carries up to 50, as a room page's does.
+CONNECT_MESSAGES = 50
+# Server CPU below this share of a core counts as idle between two measurements.
+IDLE_CPU_SHARE = 0.05
+# What the connect scenario times: v1's handshake (connect, welcome), v2's (connect, hello, subscribe, subscribed),
+# and v2's subscribe alone on sockets that have their hello (a room switch, or a second room on the page).
+HANDSHAKES = {"v1": 1, "v2": 2, "v2-subscribe": 2}
+
+
+def connect_scenario(bench, *, sockets, rounds, room_size, processes, handshakes):
+    """Time v2's page load (connect, hello, subscribe) and its subscribe alone against v1's handshake, in turns."""
+    database = bench.sqlite()
+    sessions = bench.accounts(sockets, database)
+    prefix = next(bench.names)
+    slugs = [f"{prefix}_{n}" for n in range(math.ceil(sockets / room_size))]
+    bench.rooms(slugs, database)
+    bench.messages(slugs, CONNECT_MESSAGES, database)
+    server = bench.serve("project", database)
+
+    def measure(handshake):
+        protocol, alone = HANDSHAKES[handshake], handshake == "v2-subscribe"
+        specs = [{"index": i, "url": url_of(server, "project", slugs[i // room_size], protocol),
+                  "room": i // room_size, "slug": slugs[i // room_size], "cookie": sessions[i]}
+                 for i in range(sockets)]
+        fleet = Fleet(specs, processes, protocol=protocol, handshakes=handshakes, subscribe=not alone)
+        try:
+            if alone:
+                opened = fleet.ramp()
+                if opened.failed:
+                    raise RuntimeError(f"v2 sockets could not open: {opened.errors}")
+            wait_idle(server.process.pid)
+            cpu_before = cpu_seconds(server.process.pid)
+            ramp = fleet.subscribe() if alone else fleet.ramp()
+            # The joins the handshakes announce to the rooms are part of what they cost.
+            fleet.settle()
+            cpu_used = cpu_seconds(server.process.pid) - cpu_before
+        finally:
+            fleet.close()
+        ms = lambda values, fraction: None if not values else round(percentile(values, fraction), 1)  # noqa: E731
+        return {
+            "sockets": sockets, "room_size": room_size, "connected": ramp.connected, "connect_failed": ramp.failed,
+            "connect_errors": ramp.errors[:3], "ramp_seconds": round(ramp.seconds, 2),
+            "handshake_p50_ms": ms(ramp.handshake_ms, 0.5), "handshake_p99_ms": ms(ramp.handshake_ms, 0.99),
+            "subscribe_p50_ms": ms(ramp.subscribe_ms, 0.5),
+            "server_cpu_us_per_socket": round(cpu_used / max(ramp.connected, 1) * 1e6, 1),
+        }
+
+    try:
+        # Each user's first subscribe makes them a member; the rounds time returning users, as a reload does.
+        warm = measure("v2")
+        if warm["connect_failed"]:
+            raise RuntimeError(f"the warm-up could not connect: {warm['connect_errors']}")
+        rows = []
+        for number in range(1, rounds + 1):
+            # Turns alternate, so that no measurement always comes first after a pause.
+            order = list(HANDSHAKES) if number % 2 else list(reversed(HANDSHAKES))
+            for handshake in order:
+                rows.append({"app": "project", "round": number, "handshake": handshake, **measure(handshake)})
+                print_row(rows[-1])
+    finally:
+        server.stop()
+    return rows
+
+
+def wait_idle(pid, timeout=60.0):
+    """Wait until process `pid` uses less than IDLE_CPU_SHARE of a core over half a second, at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - before < IDLE_CPU_SHARE * 0.5:
+            return
 
 
 def print_row(row):

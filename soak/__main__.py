@@ -1,4 +1,4 @@
-"""Run clients that join, chat and leave in a loop against two daphne processes and Redis, then report.
+"""Run protocol v2 clients that subscribe, chat and leave in a loop against two daphne processes and Redis, then report.
 
     .venv/bin/python -m soak --duration 600
 
@@ -24,9 +24,10 @@ class Totals:
         self.acked = set()
 
 
-async def session(cluster, webs, room, name, after, totals, rng):
-    """Join a room, send a few messages, make sure of every seq seen, and leave; return the last held seq."""
-    client = ChatClient(webs, room, name, after=after).start()
+async def session(cluster, webs, room, name, resume, totals, rng):
+    """Subscribe to a room after the (cseq, seq) `resume`, send a few messages, catch up, leave; return the next resume."""
+    after_cseq, after_seq = resume
+    client = ChatClient(webs, room, name, after=after_cseq).start()
     try:
         await asyncio.wait_for(client.connected.wait(), 30)
         for i in range(rng.randint(1, 4)):
@@ -40,28 +41,30 @@ async def session(cluster, webs, room, name, after, totals, rng):
                 client.errors.clear()
                 await client.resend()
             await asyncio.sleep(1)
-        newest = max(client.messages, default=after)
+        # The newest change this session heard of, live or acknowledged: the view must become current to it.
+        newest = max([client.cseq, *client.above, *(stored.cseq for stored in client.acked.values())])
         await client.catch_up(newest, timeout=20)
     finally:
         await client.stop()
-    held = [seq for seq in client.messages if seq > after]
+    held = [seq for seq in client.messages if seq > after_seq]
     totals.sessions += 1
     totals.delivered += len(held)
-    totals.gaps += (max(held, default=after) - after) - len(held)
+    totals.gaps += len(client.gaps(after_seq))
     totals.duplicates += client.duplicates
     totals.unacknowledged += len(client.pending)
-    totals.acked |= {(room, seq) for seq in client.acked.values()}
-    return client.contiguous
+    totals.acked |= {(room, stored.seq) for stored in client.acked.values()}
+    current = [m["seq"] for m in client.messages.values() if m["cseq"] <= client.cseq]
+    return client.cseq, max(current, default=after_seq)
 
 
 async def user_loop(cluster, name, rooms, stop_at, totals, seed):
-    """Join, chat and leave rooms until `stop_at`, resuming each room where this user left it."""
+    """Join, chat and leave rooms until `stop_at`, resuming each room after the change this user's view got to."""
     rng = random.Random(seed)
     webs = await asyncio.to_thread(cluster.login, name, seed % 2)
-    last_seen = {}
+    resumes = {}
     while time.monotonic() < stop_at:
         room = rng.choice(rooms)
-        last_seen[room] = await session(cluster, webs, room, name, last_seen.get(room, 0), totals, rng)
+        resumes[room] = await session(cluster, webs, room, name, resumes.get(room, (0, 0)), totals, rng)
         await asyncio.sleep(rng.uniform(0, 0.5))
 
 

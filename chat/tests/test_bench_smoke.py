@@ -10,7 +10,7 @@ from chat.tests.servers import PROJECT_DIR, project_env, require_binary
 pytestmark = [pytest.mark.timeout(240)]
 
 
-def test_the_benchmark_delivers_every_message_on_all_three_apps(tmp_path):
+def test_the_benchmark_delivers_every_message_on_all_three_apps_and_times_both_handshakes(tmp_path):
     require_binary("redis-server")
     result = subprocess.run(
         [sys.executable, "-m", "bench", "smoke", "--out", str(tmp_path)], cwd=PROJECT_DIR, env=project_env(),
@@ -22,3 +22,11 @@ def test_the_benchmark_delivers_every_message_on_all_three_apps(tmp_path):
     for row in rows:
         assert row["connect_failed"] == 0 and row["sockets"] == row["room_size"], row
         assert row["received"] == row["expected"] > 0 and row["lost"] == 0 and row["duplicates"] == 0, row
+    # The connect scenario, on 4 sockets: v1's handshake, v2's and v2's subscribe alone, each round, none refused.
+    rows = json.loads((tmp_path / "connect.json").read_text())["rows"]
+    timed = ["v1", "v2", "v2-subscribe"]
+    assert sorted((row["round"], row["handshake"]) for row in rows) == [(r, h) for r in (1, 2) for h in timed]
+    for row in rows:
+        assert row["connected"] == row["sockets"] == 4 and row["connect_failed"] == 0, row
+        assert row["handshake_p50_ms"] > 0 and row["server_cpu_us_per_socket"] >= 0, row
+    assert all(row["subscribe_p50_ms"] is not None for row in rows if row["handshake"] == "v2")

@@ -37,7 +37,7 @@ async def follow(cluster, room, names, *, first=lambda i: i % 2, **options):
 
 
 async def send_and_wait(sender, count, tag):
-    """Send `count` messages and wait until the server acknowledged each; return their seqs."""
+    """Send `count` messages and wait until the server acknowledged each; return where each was stored (seq, cseq)."""
     ids = [await sender.send(f"{tag} {i}") for i in range(count)]
     assert await sender.wait(lambda: all(i in sender.acked for i in ids), SETTLE_SECONDS), sender.errors
     return [sender.acked[i] for i in ids]
@@ -54,6 +54,7 @@ def assert_same_as_stored(cluster, room, clients):
         held = [(seq, client.messages[seq]["body"], client.messages[seq]["client_id"]) for seq in client.seqs()]
         assert held == stored, f"{client.username} differs from the database"
         assert client.duplicates == 0, f"{client.username} received {client.duplicates} duplicates"
+        assert not client.gaps(), f"{client.username} misses seqs {client.gaps()[:10]}"
 
 
 @pytest.fixture
@@ -73,18 +74,18 @@ async def test_redis_restart_loses_nothing_and_leaves_no_socket_deaf(cluster, ke
     try:
         before = await send_and_wait(sender, 5, "before")
         for client in clients:
-            assert await client.catch_up(before[-1])
+            assert await client.catch_up(before[-1].cseq)
         started = time.monotonic()
         await asyncio.to_thread(cluster.restart_redis, keep_data=keep_data)
         # Keep talking through the restart; the sender resends what was not acknowledged.
         during = await send_and_wait(sender, 5, "during")
-        healed = await sender.wait(lambda: all(during[-1] in c.messages for c in clients), SETTLE_SECONDS)
+        healed = await sender.wait(lambda: all(during[-1].seq in c.messages for c in clients), SETTLE_SECONDS)
         print(f"every client held the last message {time.monotonic() - started:.1f} s after the restart began")
-        assert healed, [(c.username, c.contiguous, c.closes) for c in clients]
+        assert healed, [(c.username, c.cseq, c.closes) for c in clients]
         # A live message must now reach everyone: a deaf socket would never see it.
         final = (await send_and_wait(sender, 1, "after"))[0]
-        assert await sender.wait(lambda: all(final in c.messages for c in clients), SETTLE_SECONDS), [
-            (c.username, c.contiguous, c.closes) for c in clients
+        assert await sender.wait(lambda: all(final.seq in c.messages for c in clients), SETTLE_SECONDS), [
+            (c.username, c.cseq, c.closes) for c in clients
         ]
         for client in clients:
             assert set(client.closes) <= {1011, 4011, 4012, 1006, "refused"}, client.closes
@@ -112,13 +113,13 @@ async def test_clients_heal_gaps_left_by_lost_layer_messages(dropping_cluster):
             await clients[0].send(f"a {i}")
             await clients[1].send(f"b {i}")
         assert await clients[0].wait(lambda: not clients[0].pending and not clients[1].pending, SETTLE_SECONDS)
-        last = max(max(clients[0].acked.values()), max(clients[1].acked.values()))
+        last = max(stored.cseq for sender in clients[:2] for stored in sender.acked.values())
         for client in clients:
-            assert await client.catch_up(last), (client.username, client.contiguous)
+            assert await client.catch_up(last), (client.username, client.cseq)
     finally:
         await stop_all(clients)
     assert last == 60
-    # The layer did drop messages, and the clients asked for them.
+    # The layer did drop messages, and the clients asked for the changes they missed.
     assert sum(client.pages for client in clients) > 0
     assert_same_as_stored(cluster, room, clients)
 
@@ -139,7 +140,7 @@ async def test_sigkill_clients_resume_on_the_survivor_and_presence_drops_the_dea
         await asyncio.to_thread(cluster.kill, 0)
         during = await send_and_wait(sender, 5, "after kill")
         for client in clients:
-            assert await client.wait(lambda c=client: during[-1] in c.messages, SETTLE_SECONDS), client.closes
+            assert await client.wait(lambda c=client: during[-1].seq in c.messages, SETTLE_SECONDS), client.closes
         assert await watcher.wait(lambda: ghost not in watcher.online, SETTLE_SECONDS)
         print(f"the ghost left presence {time.monotonic() - killed:.1f} s after the kill (TTL 3 s, heartbeat 1 s)")
         assert {name for name in names} <= watcher.online
@@ -159,7 +160,7 @@ async def test_sigterm_stops_daphne_gracefully_and_clients_resume_elsewhere(clus
         assert cluster.daphnes[0].process.returncode is not None
         during = await send_and_wait(clients[1], 3, "after term")
         for client in clients:
-            assert await client.wait(lambda c=client: during[-1] in c.messages, SETTLE_SECONDS), client.closes
+            assert await client.wait(lambda c=client: during[-1].seq in c.messages, SETTLE_SECONDS), client.closes
         on_stopped = clients[::2]
         assert all(client.closes for client in on_stopped), [c.closes for c in on_stopped]
     finally:
@@ -199,14 +200,14 @@ async def storm(cluster):
         missed = await send_and_wait(sender, 150, "missed")
         started = time.monotonic()
         await asyncio.to_thread(cluster.kill, 0)
-        resumed = await sender.wait(lambda: all(c.contiguous >= missed[-1] for c in crowd), 150)
+        resumed = await sender.wait(lambda: all(c.cseq >= missed[-1].cseq for c in crowd), 150)
         busy = sum(client.closes.count(CLOSE_BUSY) for client in crowd)
         print(f"500 clients resumed {time.monotonic() - started:.1f} s after the kill; {busy} handshakes closed as busy")
-        assert resumed, sum(c.contiguous >= missed[-1] for c in crowd)
-        # The resume paged through history (at most 100 per welcome) instead of loading it at once.
+        assert resumed, sum(c.cseq >= missed[-1].cseq for c in crowd)
+        # The resume paged through changes (at most 100 per subscribed view) instead of loading them at once.
         assert all(client.pages >= 1 and client.connects == 2 for client in crowd)
         assert all(client.duplicates == 0 for client in crowd)
-        assert all(client.seqs() == list(range(1, missed[-1] + 1)) for client in crowd)
+        assert all(client.seqs() == list(range(1, missed[-1].seq + 1)) for client in crowd)
     finally:
         await stop_all([sender, *crowd])
 
@@ -225,13 +226,13 @@ async def test_a_reader_that_stops_reading_is_dropped_and_resumes_without_slowin
             body = "x" * 3900
             started = time.monotonic()
             seqs = await send_and_wait(sender, 400, body)
-            assert await sender.catch_up(seqs[-1], timeout=SETTLE_SECONDS)
+            assert await sender.catch_up(seqs[-1].cseq, timeout=SETTLE_SECONDS)
             room_seconds = time.monotonic() - started
             rss_peak = cluster.memory_kib(0)
             dropped = await sender.wait(lambda: '"ws.disconnect"' in cluster.log(0), SETTLE_SECONDS)
             slow.socket.transport.resume_reading()
             assert dropped, "daphne kept the unread socket open"
-            assert await slow.catch_up(seqs[-1], timeout=SETTLE_SECONDS)
+            assert await slow.catch_up(seqs[-1].cseq, timeout=SETTLE_SECONDS)
             print(f"400 x 3.9 KB to a room with a stalled reader: {room_seconds:.1f} s for the live reader; "
                   f"daphne RSS {rss_before} KiB before, {rss_peak} KiB after the sends, "
                   f"{cluster.memory_kib(0)} KiB after the drop; slow reader closes {slow.closes}")

@@ -1,4 +1,4 @@
-"""Two real daphne processes sharing a real Redis and one database: delivery, resume and presence across them."""
+"""Two real daphne processes sharing a real Redis and one database: v2 delivery, resume and presence across them."""
 import itertools
 import json
 
@@ -42,24 +42,45 @@ def room():
     return f"mp-{next(_rooms)}"
 
 
-async def send_all(socket, bodies):
-    """Send `bodies` as messages, then return the echoed frames, in order."""
+async def subscribe(socket, room, after=None):
+    """Wait for the socket's hello, subscribe it to `room` (resuming after a cseq when given); return the view."""
+    await frame_of(socket, "hello")
+    frame = {"type": "subscribe", "room": room, "request_id": "view"}
+    if after is not None:
+        frame["after"] = after
+    await socket.send(json.dumps(frame))
+    view = await frame_of(socket, "subscribed", "error")
+    assert view["type"] == "subscribed" and view["request_id"] == "view", view
+    return view
+
+
+async def send_all(socket, room, bodies):
+    """Send `bodies` as messages to `room`, then return the echoed messages, in order."""
     for body in bodies:
-        await socket.send(json.dumps({"type": "send", "body": body, "client_id": f"c{next(_client_ids)}"}))
-    return [(await frame_of(socket, "message"))["message"] for _ in bodies]
+        frame = {"type": "send", "room": room, "body": body, "client_id": f"c{next(_client_ids)}"}
+        await socket.send(json.dumps(frame))
+    return [await message_of(socket, room) for _ in bodies]
+
+
+async def message_of(socket, room):
+    """Return the message of the next `message` frame, checking that it names `room`."""
+    frame = await frame_of(socket, "message")
+    assert frame["room"] == room, frame
+    return frame["message"]
 
 
 async def test_messages_sent_on_one_process_reach_the_other_in_order(daphnes, room):
     url_a, url_b = daphnes
     ann, ben = WebClient(url_a).login("ann"), WebClient(url_b).login("ben")
-    async with ann.socket(room) as on_a, ben.socket(room) as on_b:
-        await frame_of(on_a, "welcome")
-        await frame_of(on_b, "welcome")
+    async with ann.socket() as on_a, ben.socket() as on_b:
+        await subscribe(on_a, room)
+        await subscribe(on_b, room)
         bodies = [f"hello {i}" for i in range(1, 21)]
-        sent = await send_all(on_a, bodies)
-        received = [(await frame_of(on_b, "message"))["message"] for _ in bodies]
+        sent = await send_all(on_a, room, bodies)
+        received = [await message_of(on_b, room) for _ in bodies]
     assert [m["body"] for m in received] == bodies
     assert [m["seq"] for m in received] == [m["seq"] for m in sent] == list(range(1, 21))
+    assert [m["cseq"] for m in received] == list(range(1, 21))
     assert {m["author"] for m in received} == {"ann"}
 
 
@@ -68,11 +89,11 @@ async def test_room_frames_of_every_length_arrive_whole_through_daphnes_direct_w
     ann, ben = WebClient(url_a).login("ann"), WebClient(url_b).login("ben")
     # Frame lengths on both sides of 126 and into the 2-byte length, with multi-byte characters.
     bodies = ["a", "b" * 60, "c" * 120, "é" * 62, "d" * 200, "😀" * 4000, "e" * 4000]
-    async with ann.socket(room) as on_a, ben.socket(room) as on_b:
-        await frame_of(on_a, "welcome")
-        await frame_of(on_b, "welcome")
-        sent = await send_all(on_a, bodies)
-        received = [(await frame_of(on_b, "message"))["message"] for _ in bodies]
+    async with ann.socket() as on_a, ben.socket() as on_b:
+        await subscribe(on_a, room)
+        await subscribe(on_b, room)
+        sent = await send_all(on_a, room, bodies)
+        received = [await message_of(on_b, room) for _ in bodies]
     assert [m["body"] for m in sent] == [m["body"] for m in received] == bodies
     connects = [json.loads(line) for name in ("daphne-a", "daphne-b")
                 for line in (logs / f"{name}.log").read_text().splitlines() if '"ws.connect"' in line]
@@ -82,31 +103,32 @@ async def test_room_frames_of_every_length_arrive_whole_through_daphnes_direct_w
 async def test_resume_on_the_other_process_misses_nothing(daphnes, room):
     url_a, url_b = daphnes
     ann, ben_a, ben_b = WebClient(url_a).login("ann"), WebClient(url_a).login("ben"), WebClient(url_b).login("ben")
-    async with ann.socket(room) as sender:
-        await frame_of(sender, "welcome")
-        async with ben_b.socket(room) as listener:
-            await frame_of(listener, "welcome")
-            await send_all(sender, ["before 1", "before 2", "before 3"])
-            last_seq = [(await frame_of(listener, "message"))["message"]["seq"] for _ in range(3)][-1]
+    async with ann.socket() as sender:
+        await subscribe(sender, room)
+        async with ben_b.socket() as listener:
+            await subscribe(listener, room)
+            await send_all(sender, room, ["before 1", "before 2", "before 3"])
+            last_cseq = [(await message_of(listener, room))["cseq"] for _ in range(3)][-1]
         # Ben is away while these are stored, then comes back through the other process.
-        await send_all(sender, [f"missed {i}" for i in range(1, 8)])
-        async with ben_a.socket(room, query=f"after={last_seq}") as resumed:
-            welcome = await frame_of(resumed, "welcome")
-            await send_all(sender, ["live after resume"])
-            live = (await frame_of(resumed, "message"))["message"]
-    assert last_seq == 3
-    assert [m["seq"] for m in welcome["messages"]] == list(range(4, 11))
-    assert [m["body"] for m in welcome["messages"]] == [f"missed {i}" for i in range(1, 8)]
-    assert welcome["has_more"] is False
-    assert (live["seq"], live["body"]) == (11, "live after resume")
+        await send_all(sender, room, [f"missed {i}" for i in range(1, 8)])
+        async with ben_a.socket() as resumed:
+            view = await subscribe(resumed, room, after=last_cseq)
+            await send_all(sender, room, ["live after resume"])
+            live = await message_of(resumed, room)
+    assert last_cseq == 3
+    assert view["resumed"] is True and view["cseq"] == 10 and view["has_more"] is False
+    assert [c["type"] for c in view["changes"]] == ["message"] * 7
+    assert [c["message"]["seq"] for c in view["changes"]] == list(range(4, 11))
+    assert [c["message"]["body"] for c in view["changes"]] == [f"missed {i}" for i in range(1, 8)]
+    assert (live["seq"], live["cseq"], live["body"]) == (11, 11, "live after resume")
 
 
 async def test_presence_is_shared_between_processes(daphnes, room):
     url_a, url_b = daphnes
     ann, cat = WebClient(url_a).login("ann"), WebClient(url_b).login("cat")
-    async with ann.socket(room) as on_a:
-        assert (await frame_of(on_a, "welcome"))["online"] == ["ann"]
-        async with cat.socket(room) as on_b:
-            assert (await frame_of(on_b, "welcome"))["online"] == ["ann", "cat"]
-            assert await frame_of(on_a, "join", "leave") == {"type": "join", "user": "cat"}
-        assert await frame_of(on_a, "join", "leave") == {"type": "leave", "user": "cat"}
+    async with ann.socket() as on_a:
+        assert (await subscribe(on_a, room))["online"] == ["ann"]
+        async with cat.socket() as on_b:
+            assert (await subscribe(on_b, room))["online"] == ["ann", "cat"]
+            assert await frame_of(on_a, "join", "leave") == {"type": "join", "room": room, "user": "cat"}
+        assert await frame_of(on_a, "join", "leave") == {"type": "leave", "room": room, "user": "cat"}
