@@ -3,7 +3,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat import events
@@ -35,13 +36,20 @@ def room_get_direct(*, user, username):
 
 def room_list_for_user(user):
     """Return the user's memberships, most recently active room first, each with its `unread` count."""
-    unread = Q(
-        room__messages__seq__gt=F("last_read_seq"), room__messages__is_deleted=False
-    ) & ~Q(room__messages__author=user)
+    # A count per room over the seqs above the marker only (the room-and-seq index), where a join of every
+    # message of every room would read whole histories at each connect.
+    unread = (
+        Message.objects.filter(room=OuterRef("room"), seq__gt=OuterRef("last_read_seq"), is_deleted=False)
+        .exclude(author=user)
+        .order_by()
+        .values("room")
+        .annotate(count=Count("*"))
+        .values("count")
+    )
     return (
         Membership.objects.filter(user=user)
         .select_related("room")
-        .annotate(unread=Count("room__messages", filter=unread))
+        .annotate(unread=Coalesce(Subquery(unread), 0))
         .order_by(F("room__last_message_at").desc(nulls_last=True), "room__slug")
     )
 
