@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("chat/emoji.json", views.emoji_list, name="emoji"),
     path("chat/<str:slug>/", views.room, name="room"),
+    path("chat/<str:slug>/m/<int:seq>/", views.room, name="message"),
     path("chat/<str:slug>/members/", views.members, name="members"),
     path("chat/<str:slug>/members.json", views.member_search, name="member_search"),
     path("chat/<str:slug>/leave/", views.room_leave, name="leave"),

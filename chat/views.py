@@ -104,8 +104,11 @@ def index(request):
 
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def room(request, slug):
-    """Show a room without joining it (its socket joins), or offer to create it; a POST creates or joins it."""
+def room(request, slug, seq=None):
+    """Show a room without joining it (its socket joins), or offer to create it; a POST creates or joins it.
+
+    With `seq` (a message's permalink) the page opens at that message.
+    """
     try:
         if request.method == "POST":
             room, _ = services.room_create(slug=slug, user=request.user)
@@ -135,6 +138,7 @@ def room(request, slug):
         "lastReadSeq": membership.last_read_seq if membership else 0,
         "isStaff": request.user.is_staff,
         "emojiUrl": reverse("chat:emoji"),
+        "focusSeq": seq,
         "membersUrl": reverse("chat:member_search", args=[room.slug]),
     }
     context = {

@@ -227,6 +227,8 @@ def test_switching_rooms_keeps_one_socket_and_back_and_forward_work(app, open_pa
     expect(room_link(ada, other)).to_have_attribute("aria-current", "page")
     send(ada, "sent after switching")
     expect(message_bodies(ada)).to_have_text(["in the second room", "sent after switching"])
+    # Confirmed, or going back would ask whether to drop it (a dialog Playwright dismisses).
+    expect(ada.locator("#messages > .message--pending")).to_have_count(0)
 
     ada.go_back()
     expect(ada.get_by_role("heading", name=room, exact=True)).to_be_visible()
@@ -439,6 +441,28 @@ def test_leaving_a_room_takes_it_off_your_rooms_in_every_tab(app, open_page, roo
     expect(ada.locator("#public-room-list").get_by_role("link", name=room, exact=True)).to_have_count(1)
     # The lobby open in another tab hears of it live.
     expect(other_tab.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(0)
+
+
+def test_a_permalink_opens_the_room_at_its_message_loading_older_pages_to_it(app, open_page, room):
+    app.seed(room, [("bruno", f"message {n}") for n in range(1, 181)])
+    ada = open_page(app, "ada")
+    ada.goto(f"/chat/{room}/m/20/")
+    target = ada.locator("#messages > .message[data-seq='20']")
+    expect(target).to_have_class(re.compile(r"\bmessage--focused\b"))
+    expect(target.locator(".message__body")).to_have_text("message 20")
+    expect(target).to_be_in_viewport()
+    expect(ada.locator("#messages > .message.message--focused")).to_have_count(1)
+    # Its time links to it, and so does every other message's.
+    expect(target.locator("a.message__permalink")).to_have_attribute("href", f"/chat/{room}/m/20/")
+    # A message grouped under the one before shows no time: its actions have the link.
+    latest = ada.locator("#messages > .message[data-seq='180']")
+    latest.hover()
+    latest.get_by_role("link", name="Link to this message").click()
+    expect(ada).to_have_url(re.compile(f"/chat/{room}/m/180/$"))
+    expect(ada.locator("#messages > .message[data-seq='180']")).to_have_class(re.compile(r"\bmessage--focused\b"))
+
+    ada.goto(f"/chat/{room}/m/999/")
+    expect(ada.locator("#room-alert")).to_contain_text("That message is not here")
 
 
 def test_typing_and_presence_show(app, open_page, room):

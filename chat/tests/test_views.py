@@ -315,3 +315,14 @@ def test_mention_completion_offers_members_of_rooms_the_user_may_read_only(alice
     assert alice_client.get("/chat/lobby/members.json", {"q": "zz"}).json() == {"users": []}
     assert alice_client.get("/chat/secret/members.json", {"q": "c"}).status_code == 403
     assert alice_client.get("/chat/nowhere/members.json").status_code == 404
+
+
+def test_a_permalink_serves_the_room_page_opened_at_the_message(alice_client):
+    alice = get_user_model().objects.get(username="alice")
+    services.room_create(slug="lobby", user=alice)
+    response = alice_client.get("/chat/lobby/m/7/")
+    assert response.status_code == 200
+    config = json.loads(re.search(r'id="room-config"[^>]*>(.*?)</script>', response.content.decode()).group(1))
+    assert (config["slug"], config["focusSeq"]) == ("lobby", 7)
+    assert json.loads(re.search(r'id="room-config"[^>]*>(.*?)</script>',
+                                alice_client.get("/chat/lobby/").content.decode()).group(1))["focusSeq"] is None

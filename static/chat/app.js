@@ -6,6 +6,7 @@ import { RoomView } from "./roomview.js";
 import { foldSidebarOnPhones } from "./sidebar.js";
 import { ChatSocket } from "./socket.js";
 import { showStatus } from "./status.js";
+import { roomUrl } from "./urls.js";
 
 // The room page: one socket for the tab, the live rooms sidebar, and the room shown, switched without a reload.
 
@@ -87,7 +88,11 @@ function openRoom() {
 
 /** Show another room in place of this one; fall back to loading the page when it cannot be shown here. */
 async function switchTo(path, { push }) {
-  if (view?.unsent && !window.confirm("Messages not sent yet will be lost. Switch rooms anyway?")) return;
+  if (view?.unsent && !window.confirm("Messages not sent yet will be lost. Switch rooms anyway?")) {
+    // Back or forward has changed the address already: put back the one of the room still shown.
+    if (!push) history.pushState(null, "", roomUrl(view.slug));
+    return;
+  }
   const number = ++navigation;
   const fetched = await fetchRoom(path);
   if (number !== navigation) return;

@@ -3,6 +3,9 @@ import { ChangeCursor } from "./feed.js";
 // Start loading a little before the very top, so scrolling back feels continuous.
 const TOP_THRESHOLD_PX = 80;
 const OLDER_PAGE_SIZE = 50;
+// A permalink loads older pages of the largest size until its message is in, at most this many messages back.
+const REACH_PAGE_SIZE = 100;
+export const REACH_MAX = 5000;
 
 /**
  * A room view's history: older pages on demand (by seq), and catching up on the change feed (by cseq) after a
@@ -14,6 +17,7 @@ export class History {
   #older = null;
   #catchUp = null;
   #hasOlder = false;
+  #reach = null; // { seq, onReached }: a message to load older pages for, until it is in
 
   /** request(frame) sends a room frame with a new request_id and returns it (null when offline); apply(change) shows one change. */
   constructor({ messages, request, apply, button, scroller }) {
@@ -46,6 +50,27 @@ export class History {
       this.messages.scrollToBottom();
     }
     this.#render();
+    this.#reachOn();
+  }
+
+  /** Load older pages until the message `seq` is in (or REACH_MAX back), then call onReached(seq). */
+  reach(seq, onReached) {
+    this.#reach = { seq, onReached, from: this.messages.highestSeq };
+    if (this.messages.lowestSeq !== null) this.#reachOn();
+  }
+
+  #reachOn() {
+    const reach = this.#reach;
+    if (!reach || this.#older !== null) return;
+    const lowest = this.messages.lowestSeq;
+    const done = lowest === null || lowest <= reach.seq || !this.#hasOlder;
+    if (done || (reach.from ?? lowest) - lowest >= REACH_MAX) {
+      this.#reach = null;
+      reach.onReached(reach.seq);
+      return;
+    }
+    this.#older = this.request({ type: "history", before: lowest, limit: REACH_PAGE_SIZE });
+    this.#render();
   }
 
   /** Note a live change (already applied); a hole below it asks for the changes in between. */
@@ -59,6 +84,9 @@ export class History {
       this.#older = null;
       this.messages.add(Array.isArray(frame.messages) ? frame.messages : [], { older: true });
       this.#hasOlder = Boolean(frame.has_more);
+      this.#render();
+      this.#reachOn();
+      return true;
     } else if (frame.type === "changes" && frame.request_id === this.#catchUp) {
       this.#catchUp = null;
       this.#changes(frame);

@@ -29,7 +29,9 @@ export class MessageList {
    * onEdit(message) and onDelete(message) run when the user picks those actions on their own message;
    * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one.
    */
-  constructor(list, scroller, { username, isStaff = false, onRetry, onEdit, onDelete, onReact, onPickReaction }) {
+  constructor(list, scroller, {
+    username, isStaff = false, permalink = null, onRetry, onEdit, onDelete, onReact, onPickReaction,
+  }) {
     this.list = list;
     this.scroller = scroller;
     this.username = username;
@@ -39,6 +41,7 @@ export class MessageList {
     this.onDelete = onDelete;
     this.onReact = onReact;
     this.onPickReaction = onPickReaction;
+    this.permalink = permalink;
     this.lowestSeq = null;
     this.highestSeq = null;
   }
@@ -63,6 +66,16 @@ export class MessageList {
     entry.element.replaceWith(element);
     entry.element = element;
     this.#decorate();
+  }
+
+  /** Scroll to a message and mark it as the one a permalink opened; return false when it is not shown. */
+  focus(seq) {
+    const element = this.#bySeq.get(seq)?.element;
+    if (!element) return false;
+    this.list.querySelector(".message--focused")?.classList.remove("message--focused");
+    element.classList.add("message--focused");
+    element.scrollIntoView({ block: "center" });
+    return true;
   }
 
   /** Take a deleted message off the list, keeping its seq known. */
@@ -277,7 +290,16 @@ export class MessageList {
     meta.className = "message__meta";
     const authorElement = textElement(mine ? "span" : "a", "message__author", name);
     if (!mine) authorElement.href = directUrl(name);
-    meta.append(authorElement, " ", timeElement("message__time", created));
+    const time = timeElement("message__time", created);
+    if (confirmed && this.permalink) {
+      const link = document.createElement("a");
+      link.className = "message__permalink";
+      link.href = this.permalink(message.seq);
+      link.append(time);
+      meta.append(authorElement, " ", link);
+    } else {
+      meta.append(authorElement, " ", time);
+    }
 
     const text = bodyElement(message, this.username);
     if (editedAt) {
@@ -317,6 +339,13 @@ export class MessageList {
         if (message) handler(message, button);
       });
       actions.append(button);
+    }
+    if (this.permalink) {
+      // The time is the permalink, but a message grouped under the one before shows no time.
+      const link = textElement("a", "button button--small button--quiet", "Link");
+      link.href = this.permalink(seq);
+      link.setAttribute("aria-label", "Link to this message");
+      actions.append(link);
     }
     return actions;
   }

@@ -9,6 +9,7 @@ import { OnlineList } from "./presence.js";
 import { EmojiPicker } from "./reactions.js";
 import { ReadMarker } from "./read.js";
 import { setupTypingSender, TypingIndicator } from "./typing.js";
+import { messageUrl } from "./urls.js";
 
 // Why a room cannot be shown, by the code of the error that answered its subscribe.
 const REFUSED_TEXTS = new Map([
@@ -51,6 +52,7 @@ export class RoomView {
     this.messages = new MessageList(byId("messages"), byId("message-scroller"), {
       username: config.username,
       isStaff: Boolean(config.isStaff),
+      permalink: (seq) => messageUrl(config.slug, seq),
       onRetry: (local) => this.#sendLocal(local),
       onEdit: (message) => this.editor.start(message),
       onDelete: (message) => this.#delete(message),
@@ -160,6 +162,7 @@ export class RoomView {
       const lastRead = Number.isInteger(frame.last_read_seq) ? frame.last_read_seq : this.config.lastReadSeq;
       this.messages.markUnread(lastRead, this.messages.highestSeq ?? lastRead);
       this.readMarker.known(lastRead);
+      if (Number.isInteger(this.config.focusSeq)) this.history.reach(this.config.focusSeq, (seq) => this.#focus(seq));
     }
     this.readMarker.shown();
     // Anything written while disconnected goes now; the server drops a client id it already has.
@@ -191,6 +194,12 @@ export class RoomView {
 
   #react(message, emoji, on) {
     if (this.#subscribed) this.socket.request({ type: on ? "react" : "unreact", room: this.slug, id: message.id, emoji });
+  }
+
+  #focus(seq) {
+    if (!this.messages.focus(seq)) {
+      this.notice.show("That message is not here: it was deleted, or it is too far back to open from a link.");
+    }
   }
 
   #page(frame) {

@@ -5,3 +5,6 @@ export const directUrl = (username) => `/dm/${encodeURIComponent(username)}/`;
 
 /** Return the path of a room page. */
 export const roomUrl = (slug) => `/chat/${encodeURIComponent(slug)}/`;
+
+/** Return a message's permalink: the room page opened at that message. */
+export const messageUrl = (slug, seq) => `${roomUrl(slug)}m/${seq}/`;
