@@ -92,7 +92,7 @@ def main():
     args = parser.parse_args()
     url, server = os.environ.get("REDIS_URL"), None
     if not url:
-        from chat.tests.servers import start_redis
+        from harness.servers import start_redis
 
         server = start_redis(Path(tempfile.mkdtemp(prefix="bench-redis-")))
         url = f"redis://127.0.0.1:{server.port}/0"

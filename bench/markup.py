@@ -1,4 +1,4 @@
-"""Time the rendering of 4,000-character messages (chat/markup.py): the issue's target is a millisecond or two.
+"""Time the rendering of 4,000-character messages (chat/domain/markup.py): the issue's target is a millisecond or two.
 
     DEBUG=1 python -m bench.markup [--rounds 200]
 
@@ -46,7 +46,7 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
     django.setup()
-    from chat import markup
+    from chat.domain import markup
 
     print(f"{'body (4,000 chars at most)':<28}{'median µs':>11}{'p99 µs':>10}{'parser µs':>11}{'sanitiser share':>17}")
     for name, body in bodies().items():

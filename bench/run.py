@@ -18,7 +18,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from bench import clients
-from chat.tests.servers import (
+from harness.servers import (
     PROJECT_DIR, Server, manage, project_env, rooms_create, start_on_a_free_port, start_redis,
 )
 
@@ -102,7 +102,7 @@ class Bench(contextlib.ExitStack):
     def messages(self, slugs, count, database_url):
         """Store `count` chat-sized messages in each room of `slugs`, through the services."""
         code = (
-            "from django.contrib.auth import get_user_model\nfrom chat import services\nfrom chat.models import Room\n"
+            "from django.contrib.auth import get_user_model\nfrom chat.domain import services\nfrom chat.domain.models import Room\n"
             "author, _ = get_user_model().objects.get_or_create(username='bench-author')\n"
             f"for room in Room.objects.filter(slug__in={list(slugs)!r}):\n"
             f"    for n in range({count}):\n"

@@ -6,4 +6,5 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self):
-        from chat import signals  # noqa: F401  (connects the receivers)
+        from chat.realtime import signals  # noqa: F401  (connects the receivers)
+        from chat.web import admin  # noqa: F401  (registers the models with the admin site)

@@ -12,10 +12,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-import chat.routing  # noqa: E402
-from chat.handshakes import HandshakeGate, HandshakesPerAddress, LoginRequired  # noqa: E402
-from chat.origins import AllowedOriginsValidator  # noqa: E402
-from chat.sessions import SocketAuthMiddlewareStack  # noqa: E402
+import chat.realtime.routing  # noqa: E402
+from chat.realtime.handshakes import HandshakeGate, HandshakesPerAddress, LoginRequired  # noqa: E402
+from chat.realtime.origins import AllowedOriginsValidator  # noqa: E402
+from chat.realtime.sessions import SocketAuthMiddlewareStack  # noqa: E402
 
 # Django, the apps and their modules are loaded and live for the whole process:
 # freezing them keeps the garbage collector from scanning them again and again
@@ -40,7 +40,7 @@ def collect_garbage(seconds):
 
 threading.Thread(target=collect_garbage, args=(GC_SECONDS,), name="chat-gc", daemon=True).start()
 
-# Cheapest refusals first (chat/handshakes.py): a bad Origin never reaches the
+# Cheapest refusals first (chat/realtime/handshakes.py): a bad Origin never reaches the
 # gate, and a flood from one address is turned away before it. The session
 # lookup runs inside the gate: on Django's one sync thread, hundreds of them
 # queued at once (a reconnect storm) would each outlive daphne's connect timeout.
@@ -49,7 +49,7 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         "websocket": AllowedOriginsValidator(
             HandshakesPerAddress(
-                HandshakeGate(SocketAuthMiddlewareStack(LoginRequired(URLRouter(chat.routing.websocket_urlpatterns))))
+                HandshakeGate(SocketAuthMiddlewareStack(LoginRequired(URLRouter(chat.realtime.routing.websocket_urlpatterns))))
             )
         ),
     }

@@ -216,7 +216,7 @@ X_FRAME_OPTIONS = "DENY"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "chat.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "chat.platform.logs.JsonFormatter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
@@ -224,10 +224,13 @@ LOGGING = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Chat behaviour.
+# The module the domain's events are handed to after commit (chat/domain/events.py); the domain
+# never imports the realtime package itself.
+CHAT_EVENT_SENDER = "chat.realtime.broadcast"
 # Presence: each socket refreshes its entry every HEARTBEAT seconds; an entry
 # not refreshed for TTL seconds (a process that died) counts as gone.
 CHAT_PRESENCE_BACKEND = os.environ.get(
-    "CHAT_PRESENCE_BACKEND", "chat.presence.RedisPresence" if REDIS_URL else "chat.presence.MemoryPresence"
+    "CHAT_PRESENCE_BACKEND", "chat.realtime.presence.RedisPresence" if REDIS_URL else "chat.realtime.presence.MemoryPresence"
 )
 CHAT_PRESENCE_HEARTBEAT = float(os.environ.get("CHAT_PRESENCE_HEARTBEAT", "15"))
 CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "45"))
@@ -248,7 +251,7 @@ _networked_database = DATABASES["default"]["ENGINE"] != "django.db.backends.sqli
 # Seconds a database call may take before its caller (a sender) is answered `unavailable`; 0: no bound.
 # SQLite waits up to 20 s for its write lock by design, so by default only a database over the network is bounded.
 CHAT_DATABASE_CALL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_CALL_TIMEOUT", "2" if _networked_database else "0"))
-# Seconds calls fail at once after one could not reach the database, before one call tries it again (chat/dbhealth.py).
+# Seconds calls fail at once after one could not reach the database, before one call tries it again (chat/platform/dbhealth.py).
 CHAT_DATABASE_RETRY_SECONDS = float(os.environ.get("CHAT_DATABASE_RETRY_SECONDS", "1"))
 CHAT_DATABASE_POOL_TIMEOUT = float(os.environ.get("CHAT_DATABASE_POOL_TIMEOUT", "10"))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -281,7 +284,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Values given in DATABASE_URL's query string win.
     DATABASES["default"]["OPTIONS"] = {**network_options, **DATABASES["default"]["OPTIONS"]}
 
-# Abuse limits (chat/limits.py), each "COUNT/SECONDS"; see docs/security.md.
+# Abuse limits (chat/platform/limits.py), each "COUNT/SECONDS"; see docs/security.md.
 CHAT_MESSAGE_RATE = env_rate("CHAT_MESSAGE_RATE", "20/10")  # per user, all sockets
 # Edits and deletes together, per user, all sockets.
 CHAT_CHANGE_RATE = env_rate("CHAT_CHANGE_RATE", "20/10")

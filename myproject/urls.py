@@ -3,10 +3,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from chat import health
-from chat import views as chat_views
-from chat.admin_login import admin_login
-from chat.forms import ThrottledAdminAuthenticationForm
+from chat.platform import health
+from chat.web import views as chat_views
+from chat.web.admin_login import admin_login
+from chat.web.forms import ThrottledAdminAuthenticationForm
 
 # A failed login on either login page counts for both, so staff passwords are no easier to guess at /admin/.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -19,5 +19,5 @@ urlpatterns = [
     path("accounts/login/", chat_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", chat_views.signup, name="signup"),
-    path("", include("chat.urls")),
+    path("", include("chat.web.urls")),
 ]

@@ -12,8 +12,8 @@ import sys
 import tempfile
 import time
 
-from chat.tests.chatclient import ChatClient
-from chat.tests.cluster import Cluster, sqlite_database
+from harness.chatclient import ChatClient
+from harness.cluster import Cluster, sqlite_database
 
 
 class Totals:

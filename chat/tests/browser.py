@@ -5,7 +5,7 @@ import json
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from chat.tests.servers import PASSWORD, manage, project_env, require_binary, start_daphne, users_create
+from harness.servers import PASSWORD, manage, project_env, require_binary, start_daphne, users_create
 
 # Playwright cannot download its own browsers here; these keep the system's Chromium quiet and offline.
 CHROMIUM_ARGS = [
@@ -72,8 +72,8 @@ class LiveApp:
         self.shell(
             "from django.contrib.auth import get_user_model\n"
             "from django.utils.dateparse import parse_datetime\n"
-            "from chat import services\n"
-            "from chat.models import Message\n"
+            "from chat.domain import services\n"
+            "from chat.domain.models import Message\n"
             f"for author, body, *at in {[tuple(message) for message in messages]!r}:\n"
             "    user = get_user_model().objects.get(username=author)\n"
             f"    room, _ = services.room_create(slug={slug!r}, user=user)\n"
@@ -86,7 +86,7 @@ class LiveApp:
         """Return the room's (seq, body) pairs from the database, in seq order."""
         output = self.shell(
             "import json\n"
-            "from chat.models import Message\n"
+            "from chat.domain.models import Message\n"
             f"rows = Message.objects.filter(room__slug={slug!r}, is_deleted=False).order_by('seq')\n"
             "print(json.dumps(list(rows.values_list('seq', 'body'))))\n"
         )

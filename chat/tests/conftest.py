@@ -38,8 +38,8 @@ def logged_in_client(user):
 
 def room_ensure(slug, user):
     """Create the public room `slug` (by `user`) unless it exists or the slug is not a room's."""
-    from chat.models import Room, validate_room_slug
-    from chat.services import DIRECT_SLUG
+    from chat.domain.models import Room, validate_room_slug
+    from chat.domain.services import DIRECT_SLUG
 
     try:
         validate_room_slug(slug)
@@ -89,7 +89,7 @@ async def connect():
 def database_threads(django_db_setup):
     """Stop the sockets' database threads before the test database is dropped, closing their connections."""
     yield
-    from chat.consumers import _database_threads
+    from chat.realtime.consumers import _database_threads
 
     if _database_threads.cache_info().currsize:
         _database_threads().shutdown()
@@ -101,7 +101,7 @@ def database_threads(django_db_setup):
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """Run a private redis-server for the session and yield its URL."""
-    from chat.tests.servers import start_redis
+    from harness.servers import start_redis
 
     server = start_redis(tmp_path_factory.mktemp("redis"))
     try:
@@ -116,7 +116,7 @@ def live_database(tmp_path_factory):
 
     A SQLite file by default; a fresh database on the same server when DATABASE_URL is PostgreSQL.
     """
-    from chat.tests.servers import manage, project_env
+    from harness.servers import manage, project_env
 
     base_url = os.environ.get("DATABASE_URL", "")
     if not base_url.startswith(("postgres://", "postgresql://")):
@@ -143,13 +143,13 @@ def live_database(tmp_path_factory):
 def presence_backend(request, settings):
     """Run a test once with in-process presence and once with presence in a real Redis."""
     if request.param == "memory":
-        settings.CHAT_PRESENCE_BACKEND = "chat.presence.MemoryPresence"
+        settings.CHAT_PRESENCE_BACKEND = "chat.realtime.presence.MemoryPresence"
     else:
         import redis
 
         url = request.getfixturevalue("redis_server")
         redis.Redis.from_url(url).flushdb()
-        settings.CHAT_PRESENCE_BACKEND = "chat.presence.RedisPresence"
+        settings.CHAT_PRESENCE_BACKEND = "chat.realtime.presence.RedisPresence"
         settings.REDIS_URL = url
     return request.param
 
@@ -157,7 +157,7 @@ def presence_backend(request, settings):
 @pytest.fixture(autouse=True)
 def fresh_presence():
     """Give every test its own presence store, so that no one stays online across tests."""
-    from chat.presence import _presence
+    from chat.realtime.presence import _presence
 
     _presence.cache_clear()
     yield
@@ -167,7 +167,7 @@ def fresh_presence():
 @pytest.fixture(autouse=True)
 def fresh_limits():
     """Start every test with empty abuse-limit counters."""
-    from chat.limits import get_counter
+    from chat.platform.limits import get_counter
 
     get_counter().clear()
     yield

@@ -6,10 +6,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import DataError, OperationalError, connection
 
-from chat import batches, services
-from chat.dbhealth import DatabaseUnavailable
-from chat.limits import LimitExceeded
-from chat.models import Message
+from chat.domain import services
+from chat.domain.models import Message
+from chat.platform.dbhealth import DatabaseUnavailable
+from chat.platform.limits import LimitExceeded
+from chat.realtime import batches
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

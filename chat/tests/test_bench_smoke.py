@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from chat.tests.servers import PROJECT_DIR, project_env, require_binary
+from harness.servers import PROJECT_DIR, project_env, require_binary
 
 pytestmark = [pytest.mark.timeout(240)]
 

@@ -13,7 +13,7 @@ from chat.tests.browser import (  # noqa: F401 (fixtures)
     app, app_with, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
     redis_app, room, send, static_root,
 )
-from chat.tests.servers import PASSWORD, PROJECT_DIR
+from harness.servers import PASSWORD, PROJECT_DIR
 
 pytestmark = [pytest.mark.timeout(180)]
 SCREENSHOTS = PROJECT_DIR / "docs" / "screenshots"
@@ -176,8 +176,8 @@ def test_the_page_fetches_changes_the_channel_layer_dropped(app, open_page, room
     app.seed(room, [("chloe", "four, deleted unseen")])
     app.shell(
         "from django.contrib.auth import get_user_model\n"
-        "from chat import services\n"
-        "from chat.models import Room\n"
+        "from chat.domain import services\n"
+        "from chat.domain.models import Room\n"
         f"room = Room.objects.get(slug={room!r})\n"
         "chloe = get_user_model().objects.get(username='chloe')\n"
         "services.message_delete(room=room, actor=chloe, message_id=room.messages.get(seq=4).pk)\n"
@@ -317,8 +317,8 @@ def test_an_edit_and_a_delete_made_while_the_tab_was_offline_show_after_it_recon
     expect(ada.locator("#connection-status")).to_have_text("Reconnecting…")
     app.shell(
         "from django.contrib.auth import get_user_model\n"
-        "from chat import services\n"
-        "from chat.models import Room\n"
+        "from chat.domain import services\n"
+        "from chat.domain.models import Room\n"
         f"room = Room.objects.get(slug={room!r})\n"
         "bruno = get_user_model().objects.get(username='bruno')\n"
         "services.message_edit(room=room, actor=bruno, message_id=room.messages.get(seq=2).pk, body='second, fixed')\n"
@@ -622,8 +622,8 @@ def test_screenshots_of_a_room(app, open_page, tmp_path):
     ])
     app.shell(
         "from django.contrib.auth import get_user_model\n"
-        "from chat import services\n"
-        "from chat.models import Room\n"
+        "from chat.domain import services\n"
+        "from chat.domain.models import Room\n"
         f"room = Room.objects.get(slug={slug!r})\n"
         "shipping = room.messages.get(seq=7).pk\n"
         "for name, emoji in [('chloe', '🎉'), ('ada', '🎉'), ('chloe', '🚀')]:\n"
@@ -638,7 +638,7 @@ def test_screenshots_of_a_room(app, open_page, tmp_path):
         # Each page opens with Ada having read up to her own (edited) message, so the "New messages" divider shows.
         app.shell(
             "from django.utils import timezone\n"
-            "from chat.models import Membership, Message\n"
+            "from chat.domain.models import Membership, Message\n"
             f"Message.objects.filter(room__slug={slug!r}, seq=4).update(edited_at=timezone.now())\n"
             f"Membership.objects.filter(room__slug={slug!r}, user__username='ada').update(last_read_seq=4)\n"
         )

@@ -4,8 +4,8 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import services
-from chat.models import Message, Room
+from chat.domain import services
+from chat.domain.models import Message, Room
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -250,7 +250,7 @@ async def test_refused_body_echoes_the_client_id(connect, make_user):
 async def test_live_frame_already_in_the_welcome_is_not_sent_twice(connect, make_user):
     from channels.layers import get_channel_layer
 
-    from chat.broadcast import room_event, room_group
+    from chat.realtime.broadcast import room_event, room_group
 
     alice = await database_sync_to_async(make_user)("alice")
     [*_, last] = await post("lobby", alice, 3)
@@ -399,7 +399,7 @@ async def test_two_tabs_give_one_join_and_one_leave(connect, make_user, presence
 
 
 async def test_presence_heals_after_a_dead_process(connect, make_user, presence_backend, settings):
-    from chat.presence import get_presence
+    from chat.realtime.presence import get_presence
 
     settings.CHAT_PRESENCE_HEARTBEAT = 0.1
     settings.CHAT_PRESENCE_TTL = 0.5

@@ -3,8 +3,9 @@ import jsonschema
 import pytest
 from channels.db import database_sync_to_async
 
-from chat import frames, services
-from chat.models import Message, Room
+from chat.domain import services
+from chat.domain.models import Message, Room
+from chat.realtime import frames
 from chat.tests.conftest import room_ensure
 
 pytestmark = [pytest.mark.django_db(transaction=True)]

@@ -9,9 +9,9 @@ import tempfile
 import psycopg
 import pytest
 
-from chat.tests.chatclient import ChatClient
-from chat.tests.cluster import Cluster
-from chat.tests.servers import free_port, manage, project_env
+from harness.chatclient import ChatClient
+from harness.cluster import Cluster
+from harness.servers import free_port, manage, project_env
 
 pytestmark = [pytest.mark.timeout(180)]
 
@@ -57,7 +57,7 @@ class PrivatePostgres:
 def room_create(cluster, slug, username):
     """Create the public room `slug` with `username` as its first member: sockets only join rooms that exist."""
     code = (
-        "from django.contrib.auth import get_user_model\nfrom chat.services import room_open\n"
+        "from django.contrib.auth import get_user_model\nfrom chat.domain.services import room_open\n"
         f"room_open(slug={slug!r}, user=get_user_model().objects.get(username={username!r}))"
     )
     manage("shell", "-c", code, env=cluster.env)

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from django.db import IntegrityError, InterfaceError, OperationalError
 
-from chat.dbhealth import Breaker, DatabaseUnavailable, unreachable
-from chat.tests.cluster import Cluster
-from chat.tests.servers import PROJECT_DIR, manage, project_env
+from chat.platform.dbhealth import Breaker, DatabaseUnavailable, unreachable
 from chat.tests.tcpproxy import TcpProxy
+from harness.cluster import Cluster
+from harness.servers import PROJECT_DIR, manage, project_env
 from chat.tests.test_db_faults import PrivatePostgres, postgres, room_create  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -289,7 +289,7 @@ async def test_calls_fail_at_once_while_the_database_is_down_and_one_probe_close
     def call(func):
         return breaker.guard(func, executor=threads, timeout=5)()
 
-    with caplog.at_level(logging.INFO, logger="chat.dbhealth"):
+    with caplog.at_level(logging.INFO, logger="chat.platform.dbhealth"):
         with pytest.raises(OperationalError):
             await call(lost)
         with pytest.raises(DatabaseUnavailable):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from chat.tests.servers import (
+from harness.servers import (
     PROJECT_DIR, WebClient, frame_of, free_port, manage, project_env, require_binary, rooms_create, start_daphne,
     start_nginx, users_create,
 )

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from chat.protocol import CLOSE_BUSY
-from chat.tests.chatclient import ChatClient
-from chat.tests.cluster import Cluster
+from chat.realtime.protocol import CLOSE_BUSY
+from harness.chatclient import ChatClient
+from harness.cluster import Cluster
 
 pytestmark = [pytest.mark.timeout(180)]
 _names = itertools.count(1)

@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from django.core.management import call_command
 
-from chat import frames, protocol
-from chat.protocol import ProtocolError
+from chat.realtime import frames, protocol
+from chat.realtime.protocol import ProtocolError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 

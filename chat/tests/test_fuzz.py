@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from chat.models import Message
+from chat.domain.models import Message
 from chat.tests.conftest import ORIGIN, logged_in_client, room_ensure, session_cookie
 from myproject.asgi import application
 

@@ -5,8 +5,8 @@ import time
 import pytest
 import websockets
 
-from chat.protocol import CLOSE_BUSY, CLOSE_SESSION_ENDED
-from chat.tests.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
+from chat.realtime.protocol import CLOSE_BUSY, CLOSE_SESSION_ENDED
+from harness.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 

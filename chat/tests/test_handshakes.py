@@ -4,9 +4,9 @@ import asyncio
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from chat import handshakes
-from chat.handshakes import HandshakeGate, HandshakesPerAddress
-from chat.protocol import CLOSE_BUSY, CLOSE_SESSION_ENDED
+from chat.realtime import handshakes
+from chat.realtime.handshakes import HandshakeGate, HandshakesPerAddress
+from chat.realtime.protocol import CLOSE_BUSY, CLOSE_SESSION_ENDED
 
 
 class SlowHandshakes:

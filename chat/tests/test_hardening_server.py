@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from chat.tests.rawsocket import RawSocket
-from chat.tests.servers import (
+from harness.servers import (
     WebClient, frame_of, manage, project_env, rooms_create, start_daphne, start_redis, users_create,
 )
 
@@ -54,7 +54,7 @@ def seed_messages(env_url, slug, author, bodies):
     """Store the bodies that the Python expression `bodies` makes in room `slug`, through the services."""
     code = (
         "from django.contrib.auth import get_user_model\n"
-        "from chat import services\nfrom chat.models import Room\n"
+        "from chat.domain import services\nfrom chat.domain.models import Room\n"
         f"room = Room.objects.get(slug={slug!r})\nauthor = get_user_model().objects.get(username={author!r})\n"
         f"for body in {bodies}:\n    services.message_create(room=room, author=author, body=body)\n"
     )

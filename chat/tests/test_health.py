@@ -2,7 +2,7 @@
 import pytest
 from django.test import override_settings
 
-from chat.tests.servers import free_port
+from harness.servers import free_port
 
 pytestmark = [pytest.mark.django_db]
 

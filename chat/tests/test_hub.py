@@ -6,11 +6,11 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.broadcast import (
+from chat.realtime.broadcast import (
     USERS_GROUP, activity_on_commit, room_event, room_group, room_send_on_commit, sending_on_loop,
     user_event_on_commit,
 )
-from chat.hub import RoomHub
+from chat.realtime.hub import RoomHub
 
 
 class Socket:

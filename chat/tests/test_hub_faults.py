@@ -4,9 +4,9 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from chat import hub as hub_module
-from chat.hub import RoomHub
-from chat.protocol import CLOSE_LINK_LOST, CLOSE_SERVER_FAILED
+from chat.realtime import hub as hub_module
+from chat.realtime.hub import RoomHub
+from chat.realtime.protocol import CLOSE_LINK_LOST, CLOSE_SERVER_FAILED
 
 
 class Socket:

@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from chat.limits import Limit, LimitExceeded, get_counter
-from chat.tests.servers import free_port
+from chat.platform.limits import Limit, LimitExceeded, get_counter
+from harness.servers import free_port
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -2,7 +2,7 @@
 import json
 import logging
 
-from chat.logs import JsonFormatter, log_event
+from chat.platform.logs import JsonFormatter, log_event
 
 
 class Room:

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat.markup import ATTRIBUTES, TAGS, render
-from chat.models import MAX_BODY_LENGTH
+from chat.domain.markup import ATTRIBUTES, TAGS, render
+from chat.domain.models import MAX_BODY_LENGTH
 
 # Each attribute the output may carry, beyond ATTRIBUTES: the sanitiser sets these itself.
 SET_BY_SANITISER = {"a": {"rel", "target"}, "span": {"class"}}

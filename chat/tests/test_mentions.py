@@ -1,7 +1,7 @@
 """Finding @mentions in message bodies."""
 import pytest
 
-from chat.mentions import mentioned_members, mentioned_usernames
+from chat.domain.mentions import mentioned_members, mentioned_usernames
 
 
 @pytest.mark.parametrize(

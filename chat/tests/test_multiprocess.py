@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from chat.tests.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
+from harness.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 _rooms = itertools.count(1)

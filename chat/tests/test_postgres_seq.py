@@ -4,8 +4,8 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from chat import selectors, services
-from chat.models import Message, Room
+from chat.domain import selectors, services
+from chat.domain.models import Message, Room
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 

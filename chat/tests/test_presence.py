@@ -4,7 +4,7 @@ import asyncio
 import pytest
 from django.utils.module_loading import import_string
 
-BACKENDS = {"memory": "chat.presence.MemoryPresence", "redis": "chat.presence.RedisPresence"}
+BACKENDS = {"memory": "chat.realtime.presence.MemoryPresence", "redis": "chat.realtime.presence.RedisPresence"}
 
 
 @pytest.fixture
@@ -59,8 +59,8 @@ async def test_a_user_with_one_live_connection_is_not_swept(store):
 
 
 async def test_an_unreachable_redis_counts_nobody_online_instead_of_failing():
-    from chat.presence import RedisPresence
-    from chat.tests.servers import free_port
+    from chat.realtime.presence import RedisPresence
+    from harness.servers import free_port
 
     store = RedisPresence(ttl=1, url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     assert await store.online_counts([1, 2]) == {}

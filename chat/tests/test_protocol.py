@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from chat import protocol
+from chat.realtime import protocol
 
 
 def test_send_frame_parses_to_send():

@@ -99,7 +99,7 @@ async def test_frame_naming_another_room_or_author_is_not_trusted(connect, make_
 
     @database_sync_to_async
     def stored():
-        from chat.models import Message
+        from chat.domain.models import Message
 
         return list(Message.objects.values_list("room__slug", "author__username"))
 
@@ -174,9 +174,9 @@ async def test_socket_exhaustion_by_one_user_is_refused_clearly(connect, make_us
 
 
 def test_room_creation_flood_is_refused(make_user, settings):
-    from chat import services
-    from chat.limits import LimitExceeded
-    from chat.models import Room
+    from chat.domain import services
+    from chat.domain.models import Room
+    from chat.platform.limits import LimitExceeded
 
     settings.CHAT_ROOM_CREATION_RATE = (2, 3600)
     alice = make_user("alice")
@@ -255,7 +255,7 @@ async def test_stored_html_travels_as_inert_json_text(connect, make_user):
 
 
 def test_stored_html_is_never_served_as_markup(client, make_user):
-    from chat import services
+    from chat.domain import services
 
     alice = make_user("alice")
     room, _ = services.room_open(slug="lobby", user=alice)
@@ -298,7 +298,7 @@ def test_malformed_history_query_is_400_not_500(client, make_user, query):
 
 
 def test_history_api_of_a_private_room_is_for_members_only(client, make_user):
-    from chat import services
+    from chat.domain import services
 
     alice = make_user("alice")
     services.room_open(slug="secret", user=alice, private=True)
@@ -307,7 +307,7 @@ def test_history_api_of_a_private_room_is_for_members_only(client, make_user):
 
 
 def test_history_api_pages(client, make_user):
-    from chat import services
+    from chat.domain import services
 
     alice = make_user("alice")
     room, _ = services.room_open(slug="lobby", user=alice)

@@ -6,8 +6,8 @@ import socket
 import pytest
 import websockets
 
-from chat.protocol import CLOSE_SESSION_ENDED
-from chat.tests.servers import (
+from chat.realtime.protocol import CLOSE_SESSION_ENDED
+from harness.servers import (
     PASSWORD, PROJECT_DIR, WebClient, frame_of, manage, project_env, rooms_create, start_daphne, users_create,
 )
 

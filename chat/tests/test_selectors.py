@@ -2,8 +2,9 @@
 import pytest
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 
-from chat import protocol, selectors, services
-from chat.models import Membership, Message, Room
+from chat.domain import selectors, services
+from chat.domain.models import Membership, Message, Room
+from chat.realtime import protocol
 
 
 @pytest.fixture

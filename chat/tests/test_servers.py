@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from chat.tests import servers
+from harness import servers
 
 pytestmark = [pytest.mark.timeout(60)]
 

@@ -3,8 +3,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
-from chat import broadcast, events, services
-from chat.models import Membership, Message, Room
+from chat.domain import events, services
+from chat.domain.models import Membership, Message, Room
+from chat.realtime import broadcast
 
 
 @pytest.fixture
@@ -241,7 +242,7 @@ def test_broadcast_waits_for_commit(make_user):
     from channels.layers import get_channel_layer
     from django.db import transaction
 
-    from chat.broadcast import room_group
+    from chat.realtime.broadcast import room_group
 
     alice = make_user("alice")
     room, _ = services.room_create(slug="lobby", user=alice)

@@ -5,7 +5,7 @@ import secrets
 
 import pytest
 
-from chat.tests.servers import PROJECT_DIR, manage
+from harness.servers import PROJECT_DIR, manage
 
 ENV_FILE = PROJECT_DIR / "deploy" / "chat.env.example"
 

@@ -2,7 +2,7 @@
 import json
 import subprocess
 
-from chat.tests.servers import PROJECT_DIR, require_binary
+from harness.servers import PROJECT_DIR, require_binary
 
 STATIC = PROJECT_DIR / "static" / "chat"
 

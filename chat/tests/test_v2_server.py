@@ -6,8 +6,8 @@ import jsonschema
 import pytest
 import websockets
 
-from chat import frames
-from chat.tests.servers import WebClient, manage, project_env
+from chat.realtime import frames
+from harness.servers import WebClient, manage, project_env
 from chat.tests.test_hardening_server import (
     HEAVY, HEAVY_BODIES, MAX_BYTES, closed_code, logged_errors, names, seed_messages, serving,
 )
@@ -31,7 +31,7 @@ async def next_frame(ws, *types, timeout=10):
 def change_while_away(env_url, slug, author):
     """Edit the first message, delete the second, and add one, through the services."""
     code = (
-        "from django.contrib.auth import get_user_model\nfrom chat import services\nfrom chat.models import Room\n"
+        "from django.contrib.auth import get_user_model\nfrom chat.domain import services\nfrom chat.domain.models import Room\n"
         f"room = Room.objects.get(slug={slug!r})\nauthor = get_user_model().objects.get(username={author!r})\n"
         "first, second = room.messages.order_by('seq')[:2]\n"
         "services.message_edit(room=room, actor=author, message_id=first.id, body='edited away')\n"

@@ -6,8 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from chat import services
-from chat.models import Membership, Room
+from chat.domain import services
+from chat.domain.models import Membership, Room
 
 
 @pytest.fixture

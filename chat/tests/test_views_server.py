@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from chat.tests.servers import WebClient, frame_of, manage, project_env, start_daphne, users_create
+from harness.servers import WebClient, frame_of, manage, project_env, start_daphne, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 _rooms = itertools.count(1)
@@ -39,7 +39,7 @@ def stored(env, slug, username):
     """Return what the database holds: whether room `slug` exists, its members, and `username`'s direct rooms."""
     code = (
         "import json\n"
-        "from chat.models import Membership, Room\n"
+        "from chat.domain.models import Membership, Room\n"
         "print(json.dumps({\n"
         f"    'room': Room.objects.filter(slug={slug!r}).exists(),\n"
         f"    'members': sorted(Membership.objects.filter(room__slug={slug!r}).values_list('user__username', flat=True)),\n"
@@ -54,7 +54,7 @@ def room_seed(env, slug, creator):
     """Create a public room with its creator as its only member, straight in the database."""
     manage("shell", "-c", (
         "from django.contrib.auth import get_user_model\n"
-        "from chat.models import Membership, Room\n"
+        "from chat.domain.models import Membership, Room\n"
         f"user = get_user_model().objects.get(username={creator!r})\n"
         f"Membership.objects.create(room=Room.objects.create(slug={slug!r}, name={slug!r}, created_by=user), user=user)\n"
     ), env=env)

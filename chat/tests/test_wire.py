@@ -11,8 +11,8 @@ from twisted.internet import reactor
 from twisted.internet.tcp import Server as TCPConnection
 from twisted.internet.testing import StringTransport
 
-from chat import wire
-from chat.wire import direct_writer, text_frame
+from chat.realtime import wire
+from chat.realtime.wire import direct_writer, text_frame
 
 MAX_MESSAGE = 65536
 
@@ -32,8 +32,8 @@ def direct_path(monkeypatch):
 
 
 def wire_warnings(caplog):
-    """Return the warnings chat.wire logged."""
-    return [record for record in caplog.records if record.name == "chat.wire" and record.levelno == logging.WARNING]
+    """Return the warnings chat.realtime.wire logged."""
+    return [record for record in caplog.records if record.name == "chat.realtime.wire" and record.levelno == logging.WARNING]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import { loadEmoji } from "./reactions.js";
 
 // What is being typed just before the caret: "@ad" (a member) or ":thu" (an emoji by its name, two letters at least,
-// so that "10:30" offers nothing). The same word rules as the server's mentions (chat/mentions.py).
+// so that "10:30" offers nothing). The same word rules as the server's mentions (chat/domain/mentions.py).
 const MENTION = /(?:^|[^\p{L}\p{N}_@])@([\p{L}\p{N}_.@+-]{1,150})$/u;
 const SHORTCODE = /(?:^|\s):([a-z0-9_+-]{2,30})$/u;
 const SHOWN = 8;

@@ -375,7 +375,7 @@ function bodyElement(message, username) {
   const body = document.createElement("div");
   body.className = "message__body";
   if (typeof message.html === "string") {
-    // Rendered and sanitised with an allow-list by the server (chat/markup.py); the CSP forbids inline script anyway.
+    // Rendered and sanitised with an allow-list by the server (chat/domain/markup.py); the CSP forbids inline script anyway.
     body.innerHTML = message.html;
     for (const mention of body.querySelectorAll(".mention")) {
       if (mention.dataset.user === username) mention.classList.add("mention--me");

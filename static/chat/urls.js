@@ -1,4 +1,4 @@
-// The page paths the scripts link to; they mirror chat/urls.py, which has no JavaScript twin.
+// The page paths the scripts link to; they mirror chat/web/urls.py, which has no JavaScript twin.
 
 /** Return the path of the direct-message page with a user: a link there goes to the conversation, or offers to start it. */
 export const directUrl = (username) => `/dm/${encodeURIComponent(username)}/`;

@@ -1,9 +1,9 @@
-"""Print the JSON Schema of protocol v2's frames (chat/frames.py)."""
+"""Print the JSON Schema of protocol v2's frames (chat/realtime/frames.py)."""
 import json
 
 from django.core.management.base import BaseCommand
 
-from chat import frames
+from chat.realtime import frames
 
 
 class Command(BaseCommand):

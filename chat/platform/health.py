@@ -6,7 +6,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
 
-from chat.logs import log_event
+from chat.platform.logs import log_event
 
 # A check that hangs (a dropped packet, not a refused one) must still answer.
 PROBE_TIMEOUT = 3.0

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from chat import protocol
+from chat.realtime import protocol
 
 # What an open page runs: its scripts, styles and templates, and the protocol it speaks.
 SOURCES = ("static", "templates")

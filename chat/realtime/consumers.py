@@ -17,18 +17,19 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
-from chat import events, frames, protocol, selectors, services
-from chat.batches import get_send_queue
-from chat.broadcast import room_send, sending_on_loop
-from chat.build import build_id
-from chat.dbhealth import DatabaseUnavailable, get_breaker
-from chat.hub import LinkLost, get_hub
-from chat.limits import Limit, LimitExceeded
-from chat.logs import log_event
-from chat.presence import get_process_presence
-from chat.connections import abort_if_peer_closed, daphne_protocol
-from chat.models import validate_room_slug
-from chat.wire import direct_writer, text_frame
+from chat.domain import events, selectors, services
+from chat.domain.models import validate_room_slug
+from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
+from chat.platform.limits import Limit, LimitExceeded
+from chat.platform.logs import log_event
+from chat.realtime import frames, protocol
+from chat.realtime.batches import get_send_queue
+from chat.realtime.broadcast import room_send, sending_on_loop
+from chat.realtime.build import build_id
+from chat.realtime.connections import abort_if_peer_closed, daphne_protocol
+from chat.realtime.hub import LinkLost, get_hub
+from chat.realtime.presence import get_process_presence
+from chat.realtime.wire import direct_writer, text_frame
 
 logger = logging.getLogger(__name__)
 

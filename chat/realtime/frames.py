@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from chat import protocol
-from chat.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, SLUG_PATTERN
-from chat.protocol import ProtocolError
+from chat.domain.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, SLUG_PATTERN
+from chat.realtime import protocol
+from chat.realtime.protocol import ProtocolError
 
 VERSION = 2
 # Subscriptions one socket may hold at once: a tab shows a few rooms, never hundreds.
@@ -407,7 +407,7 @@ def encode(frame):
 
 
 def encode_event(kind, slug, data):
-    """Return the v2 frame of a domain event (chat.events); `slug` names the room of a room event, None for a user's."""
+    """Return the v2 frame of a domain event (chat.domain.events); `slug` names the room of a room event, None for a user's."""
     frame = {"type": kind, **data}
     if slug is not None:
         frame["room"] = slug

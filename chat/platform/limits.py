@@ -14,7 +14,7 @@ from functools import cache
 
 from django.conf import settings
 
-from chat.outages import Outage
+from chat.platform.outages import Outage
 
 logger = logging.getLogger(__name__)
 redis_outage = Outage("Redis (limits)", logger)

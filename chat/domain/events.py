@@ -1,12 +1,15 @@
 """Domain events: what changed, as plain data, handed to the realtime layer once the transaction commits.
 
-Services call these after each write; chat.broadcast carries them; each
-protocol version encodes them (chat.protocol for v1, chat.frames for v2).
+Services call these after each write and hand them to the module settings.CHAT_EVENT_SENDER
+names (chat.realtime.broadcast), so that the domain never imports the realtime layer; each
+protocol version encodes them (chat.realtime.protocol for v1, chat.realtime.frames for v2).
 Room events go to the sockets that show the room, user events to every
 socket of one user, activity to every socket whose sidebar lists the room.
 """
-from chat import markup
-from chat.broadcast import activity_on_commit, room_send_on_commit, user_event_on_commit
+from chat.domain import markup
+from importlib import import_module
+
+from django.conf import settings
 
 MESSAGE = "message"
 MESSAGE_EDITED = "message_edited"
@@ -19,6 +22,11 @@ NOTIFICATION = "notification"
 ROOM_READ = "room_read"
 ROOM_ADDED = "room_added"
 ROOM_REMOVED = "room_removed"
+
+
+def _sender():
+    """Return the module that carries events to sockets after commit (settings.CHAT_EVENT_SENDER)."""
+    return import_module(settings.CHAT_EVENT_SENDER)
 
 
 def timestamp(value):
@@ -54,13 +62,15 @@ def room_summary(room, user, *, unread=0):
 def message_created(message):
     """Announce a new message to its room, its room's sidebars, and the other member of a direct room."""
     data = message_data(message)
-    room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
-    activity_on_commit(message.room_id, {
+    _sender().room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
+    _sender().activity_on_commit(message.room_id, {
         "room": data["room"], "seq": message.seq, "author": data["author"], "last_message_at": data["created_at"],
     })
     if message.room.is_direct:
         for user_id in direct_member_ids(message.room.slug) - {message.author_id}:
-            user_event_on_commit(user_id, NOTIFICATION, {"room": data["room"], "reason": "direct", "message": data})
+            _sender().user_event_on_commit(
+                user_id, NOTIFICATION, {"room": data["room"], "reason": "direct", "message": data},
+            )
 
 
 def direct_member_ids(slug):
@@ -70,18 +80,20 @@ def direct_member_ids(slug):
 
 def message_edited(message):
     """Announce an edited message to its room."""
-    room_send_on_commit(message.room_id, MESSAGE_EDITED, {"message": message_data(message)}, cseq=message.cseq)
+    _sender().room_send_on_commit(
+        message.room_id, MESSAGE_EDITED, {"message": message_data(message)}, cseq=message.cseq,
+    )
 
 
 def message_reactions(message):
     """Announce a message's new reaction summary to its room."""
     data = {"id": message.id, "seq": message.seq, "cseq": message.cseq, "reactions": message.reactions or []}
-    room_send_on_commit(message.room_id, MESSAGE_REACTIONS, data, cseq=message.cseq)
+    _sender().room_send_on_commit(message.room_id, MESSAGE_REACTIONS, data, cseq=message.cseq)
 
 
 def message_deleted(message):
     """Announce a deleted message to its room."""
-    room_send_on_commit(
+    _sender().room_send_on_commit(
         message.room_id, MESSAGE_DELETED, {"id": message.id, "seq": message.seq, "cseq": message.cseq},
         cseq=message.cseq,
     )
@@ -89,20 +101,24 @@ def message_deleted(message):
 
 def user_mentioned(user_id, message):
     """Tell a user, wherever they are, that a message mentions them."""
-    user_event_on_commit(user_id, NOTIFICATION, {"room": message.room.slug, "reason": "mention",
-                                                 "message": message_data(message)})
+    _sender().user_event_on_commit(user_id, NOTIFICATION, {"room": message.room.slug, "reason": "mention",
+                                                           "message": message_data(message)})
 
 
 def room_read(user_id, room, *, last_read_seq, unread):
     """Tell a user's sockets that their read marker in a room moved (another tab clears its badge)."""
-    user_event_on_commit(user_id, ROOM_READ, {"room": room.slug, "last_read_seq": last_read_seq, "unread": unread})
+    _sender().user_event_on_commit(
+        user_id, ROOM_READ, {"room": room.slug, "last_read_seq": last_read_seq, "unread": unread},
+    )
 
 
 def room_added(user, room, *, unread=0):
     """Tell a user's sockets that a room joined their sidebar."""
-    user_event_on_commit(user.pk, ROOM_ADDED, {"room": room_summary(room, user, unread=unread), "room_id": room.pk})
+    _sender().user_event_on_commit(
+        user.pk, ROOM_ADDED, {"room": room_summary(room, user, unread=unread), "room_id": room.pk},
+    )
 
 
 def room_removed(user_id, room):
     """Tell a user's sockets that they left a room or were removed from it."""
-    user_event_on_commit(user_id, ROOM_REMOVED, {"room": room.slug, "room_id": room.pk})
+    _sender().user_event_on_commit(user_id, ROOM_REMOVED, {"room": room.slug, "room_id": room.pk})

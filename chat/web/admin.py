@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import Membership, Message, Room
+from chat.domain.models import Membership, Message, Room
 
 
 @admin.register(Room)

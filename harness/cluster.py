@@ -6,7 +6,7 @@ from pathlib import Path
 
 import redis
 
-from chat.tests.servers import WebClient, manage, project_env, rooms_create, start_daphne, start_redis, users_create
+from harness.servers import WebClient, manage, project_env, rooms_create, start_daphne, start_redis, users_create
 
 # Generous limits: these runs are about faults, not about the abuse limits.
 TEST_LIMITS = {
@@ -24,7 +24,7 @@ TEST_LIMITS = {
 def sqlite_database(directory):
     """Return the URL of a fresh, migrated SQLite database in `directory`."""
     url = f"sqlite:///{Path(directory) / 'db.sqlite3'}"
-    manage("migrate", "--noinput", env=project_env(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="chat.tests.fault_settings"))
+    manage("migrate", "--noinput", env=project_env(DATABASE_URL=url, DJANGO_SETTINGS_MODULE="harness.fault_settings"))
     return url
 
 
@@ -54,7 +54,7 @@ class Cluster:
         self.redis = start_redis(self.directory / "redis")
         self.env = project_env(
             REDIS_URL=self.redis_url, DATABASE_URL=self.database_url, ALLOWED_HOSTS="127.0.0.1,localhost",
-            DJANGO_SETTINGS_MODULE="chat.tests.fault_settings", PYTHONUNBUFFERED=1, STATIC_MANIFEST=0, **TEST_LIMITS,
+            DJANGO_SETTINGS_MODULE="harness.fault_settings", PYTHONUNBUFFERED=1, STATIC_MANIFEST=0, **TEST_LIMITS,
             **self.extra_env,
         )
         self.daphnes = [
@@ -124,7 +124,7 @@ class Cluster:
     def stored(self, slug):
         """Return the stored (seq, body) pairs of a room, in seq order, straight from the database."""
         code = (
-            "import json\nfrom chat.models import Message\n"
+            "import json\nfrom chat.domain.models import Message\n"
             f"print(json.dumps(list(Message.objects.filter(room__slug={slug!r}).order_by('seq')"
             ".values_list('seq', 'body', 'client_id'))))"
         )

@@ -1,7 +1,7 @@
 """Admit websocket handshakes: a bounded number per address, of logged-in users only, a few at a time.
 
-The stack in myproject/asgi.py runs, in order: the Origin check (chat/origins.py),
-HandshakesPerAddress, HandshakeGate, the session and user (chat/sessions.py), then
+The stack in myproject/asgi.py runs, in order: the Origin check (chat/realtime/origins.py),
+HandshakesPerAddress, HandshakeGate, the session and user (chat/realtime/sessions.py), then
 LoginRequired. A bad Origin never reaches the gate, and an address that floods it
 is turned away before it; the session lookup runs inside the gate because on
 Django's one sync thread hundreds of lookups at once (a reconnect storm of 500 on
@@ -19,9 +19,9 @@ import weakref
 
 from django.conf import settings
 
-from chat import protocol
-from chat.limits import MemoryCounter
-from chat.logs import log_event
+from chat.platform.limits import MemoryCounter
+from chat.platform.logs import log_event
+from chat.realtime import protocol
 
 # Enough to keep a process's database threads busy.
 HANDSHAKES_AT_ONCE = 16

@@ -1,7 +1,7 @@
 """Who receives what: channel-layer group names, and sends after commit.
 
 Room groups carry domain events (a kind and plain data, never encoded frames)
-to each process's hub (chat.hub), which hands them to its sockets, each
+to each process's hub (chat.realtime.hub), which hands them to its sockets, each
 encoded once per protocol version; the users group carries events for every
 socket of one user, whatever room it is in, and rooms' activity, to every hub.
 """
@@ -14,7 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from chat.outages import Outage
+from chat.platform.outages import Outage
 
 ROOM_EVENT = "room.event"
 USER_EVENT = "user.event"
@@ -64,7 +64,7 @@ def activity_on_commit(room_id, data):
     """Tell every socket that lists the room in its sidebar about new activity, once the transaction commits.
 
     One event for all members, whatever their number: each hub hands it to the
-    sockets of members it holds (chat.hub), and those that show the room get
+    sockets of members it holds (chat.realtime.hub), and those that show the room get
     the room's own events anyway.
     """
     _send_on_commit(USERS_GROUP, {"type": ROOM_ACTIVITY, "room": room_id, "kind": "room_activity", "data": data})

@@ -4,8 +4,8 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from chat import services
-from chat.limits import Limit, LimitExceeded
+from chat.domain import services
+from chat.platform.limits import Limit, LimitExceeded
 
 
 class RoomOpenForm(forms.Form):

@@ -6,12 +6,11 @@ import json
 import re
 from dataclasses import dataclass
 
-from chat import events
-from chat.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
+from chat.domain import events
+from chat.domain.models import MAX_BODY_LENGTH, MAX_CLIENT_ID_LENGTH
+from chat.domain.selectors import DEFAULT_PAGE, MAX_PAGE
 
 VERSION = 1
-DEFAULT_PAGE = 50
-MAX_PAGE = 100
 MAX_FRAME_BYTES = 64 * 1024
 
 INVALID = "invalid"
@@ -22,7 +21,7 @@ FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 TOO_MANY_SOCKETS = "too_many_sockets"
-# Protocol v2 (chat/frames.py): a room-scoped request for a room the socket has not subscribed to,
+# Protocol v2 (chat/realtime/frames.py): a room-scoped request for a room the socket has not subscribed to,
 # and a subscribe past frames.MAX_SUBSCRIPTIONS.
 NOT_SUBSCRIBED = "not_subscribed"
 TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
@@ -231,7 +230,7 @@ message_data = events.message_data
 
 
 def encode_event(kind, data):
-    """Return the v1 frame of a domain event (chat.events), or None when v1 has no such frame."""
+    """Return the v1 frame of a domain event (chat.domain.events), or None when v1 has no such frame."""
     if kind == events.NOTIFICATION:
         # v1 notifies of mentions only; it has no field to say why.
         if data["reason"] != "mention":

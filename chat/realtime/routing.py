@@ -1,7 +1,7 @@
 """Websocket URL patterns for the chat app."""
 from django.urls import re_path
 
-from chat.consumers import ChatConsumer, RoomConsumer
+from chat.realtime.consumers import ChatConsumer, RoomConsumer
 
 websocket_urlpatterns = [
     # Protocol v2: one socket per tab, rooms by subscription.

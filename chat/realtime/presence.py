@@ -20,9 +20,9 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from chat import events
-from chat.broadcast import room_send
-from chat.outages import Outage
+from chat.domain import events
+from chat.platform.outages import Outage
+from chat.realtime.broadcast import room_send
 
 logger = logging.getLogger(__name__)
 redis_outage = Outage("Redis (presence)", logger)

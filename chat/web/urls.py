@@ -1,7 +1,7 @@
 """URLs of the chat pages."""
 from django.urls import path
 
-from chat import views
+from chat.web import views
 
 app_name = "chat"
 urlpatterns = [

@@ -4,7 +4,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from chat.broadcast import user_control_on_commit
+from chat.realtime.broadcast import user_control_on_commit
 
 SESSION_REVOKED = "session.revoked"
 

@@ -108,7 +108,7 @@ def start_redis(tmp_path):
     return start_on_a_free_port(build)
 
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent
 PASSWORD = "pw-for-live-tests-42"
 
 
@@ -151,7 +151,7 @@ def rooms_create(slugs, *, env, by=None, private=False):
     """Create rooms in the database `env` points to, `by` the named user if any (sockets join rooms, never create them)."""
     code = (
         "from django.contrib.auth import get_user_model\n"
-        "from chat.models import Room, Membership\n"
+        "from chat.domain.models import Room, Membership\n"
         f"user = get_user_model().objects.get(username={by!r}) if {by!r} else None\n"
         f"for slug in {list(slugs)!r}:\n"
         f"    room, _ = Room.objects.get_or_create(slug=slug, defaults={{'name': slug, 'created_by': user, 'is_private': {private!r}}})\n"

@@ -7,9 +7,12 @@ from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat import events
-from chat.models import Membership, Message, Room, validate_room_slug
-from chat.protocol import DEFAULT_PAGE
+from chat.domain import events
+from chat.domain.models import Membership, Message, Room, validate_room_slug
+
+# Pages of history and of the change feed: the size when none is asked for, and the most one read returns.
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
 
 
 def room_get_for_user(*, slug, user):

@@ -19,9 +19,9 @@ import weakref
 
 from channels.layers import get_channel_layer
 
-from chat import protocol
-from chat.broadcast import ROOM_ACTIVITY, ROOM_EVENT, USER_EVENT, USERS_GROUP, room_group
-from chat.outages import Outage
+from chat.platform.outages import Outage
+from chat.realtime import protocol
+from chat.realtime.broadcast import ROOM_ACTIVITY, ROOM_EVENT, USER_EVENT, USERS_GROUP, room_group
 
 logger = logging.getLogger(__name__)
 # One WARNING when the layer goes, one INFO when it is back, for every hub of the process.

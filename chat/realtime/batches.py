@@ -7,7 +7,7 @@ every message waiting when it starts, so a lone message goes at once and a
 busy process pays per batch instead of per message (group commit).
 
 The queue never holds work for a database that does not answer: while the
-database is known down (chat.dbhealth) a message is refused at once, a sender
+database is known down (chat.platform.dbhealth) a message is refused at once, a sender
 waits at most the call timeout, and at most MAX_WAITING messages wait.
 """
 import asyncio
@@ -17,9 +17,9 @@ import weakref
 from django.conf import settings
 from django.db import DataError, IntegrityError, connection
 
-from chat import services
-from chat.dbhealth import DatabaseUnavailable, get_breaker
-from chat.limits import LimitExceeded
+from chat.domain import services
+from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
+from chat.platform.limits import LimitExceeded
 
 # Calls in flight at once: enough to overlap round trips, few enough that
 # messages wait for one and go together.
@@ -34,7 +34,7 @@ class SendQueue:
     """The messages waiting to be stored by this process, and the calls that store them."""
 
     def __init__(self, db, *, health=None, timeout=None):
-        self.db = db  # wraps a sync ORM function for the event loop (chat.consumers.db)
+        self.db = db  # wraps a sync ORM function for the event loop (chat.realtime.consumers.db)
         self.health = health or get_breaker()
         self.timeout = timeout  # seconds a sender waits for its message to be stored; None: no bound
         self.waiting = []  # (count, send, deadline, future)

@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from chat.outages import Outage
+from chat.platform.outages import Outage
 
 logger = logging.getLogger(__name__)
 

@@ -16,11 +16,12 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat import build, protocol, selectors, services
-from chat.forms import MemberForm, RoomOpenForm, ThrottledAuthenticationForm, client_address
-from chat.limits import Limit, LimitExceeded
-from chat.models import Room
-from chat.presence import get_presence
+from chat.domain import selectors, services
+from chat.domain.models import Room
+from chat.platform.limits import Limit, LimitExceeded
+from chat.realtime import build, protocol
+from chat.realtime.presence import get_presence
+from chat.web.forms import MemberForm, RoomOpenForm, ThrottledAuthenticationForm, client_address
 
 
 class LoginView(auth_views.LoginView):

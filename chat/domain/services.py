@@ -16,10 +16,10 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat import events, selectors
-from chat.limits import Limit
-from chat.mentions import mentioned_members, mentioned_usernames
-from chat.models import Membership, Message, Reaction, Room, validate_room_slug
+from chat.domain import events, selectors
+from chat.domain.mentions import mentioned_members, mentioned_usernames
+from chat.domain.models import Membership, Message, Reaction, Room, validate_room_slug
+from chat.platform.limits import Limit
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 

@@ -7,7 +7,7 @@ import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from chat.mentions import MENTION
+from chat.domain.mentions import MENTION
 
 # What a chat message may use (docs/protocol.md, Formatting): no headings, rules, images, tables or raw HTML.
 TAGS = {"p", "br", "strong", "em", "s", "code", "pre", "blockquote", "ul", "ol", "li", "a", "span"}
@@ -29,7 +29,7 @@ def _parser():
 
 
 def _mark_mentions(state):
-    """Mark @mentions in text outside links and code, as the server notifies them (chat.mentions)."""
+    """Mark @mentions in text outside links and code, as the server notifies them (chat.domain.mentions)."""
     for block in state.tokens:
         if block.type != "inline" or not block.children:
             continue

@@ -1,0 +1,110 @@
+"""Rooms, their members and their messages."""
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+
+SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
+MAX_BODY_LENGTH = 4000
+MAX_CLIENT_ID_LENGTH = 64
+# An emoji with modifiers and joiners (a family, a flag) is a few code points; 32 leaves room.
+MAX_EMOJI_LENGTH = 32
+
+validate_room_slug = RegexValidator(
+    SLUG_PATTERN,
+    "Room names use 1 to 50 lowercase letters, digits, '-' or '_'.",
+    code="invalid_slug",
+)
+
+
+class Room(models.Model):
+    slug = models.CharField(max_length=50, unique=True, validators=[validate_room_slug])
+    name = models.CharField(max_length=100)
+    is_private = models.BooleanField(default=False)
+    # A direct-message room: private, exactly two members, opened by /dm/<username>/.
+    is_direct = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last allocated message seq; bumped under the row lock of each insert.
+    last_seq = models.PositiveBigIntegerField(default=0)
+    # The last allocated change number (a message's creation, edit or deletion); bumped under the same lock.
+    last_cseq = models.PositiveBigIntegerField(default=0)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    def title_for(self, user):
+        """Return the room's name as `user` sees it: the other person's name in a direct room."""
+        if self.is_direct:
+            others = [name for name in self.name.split(" & ") if name != user.username]
+            return others[0] if others else user.username
+        return self.name
+
+
+class Membership(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    last_read_seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="membership_unique")]
+
+    def __str__(self):
+        return f"{self.user} in {self.room}"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveBigIntegerField()
+    # The room's change number of this message's latest change, so that clients replay changes after theirs.
+    cseq = models.PositiveBigIntegerField()
+    body = models.TextField(max_length=MAX_BODY_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    client_id = models.CharField(max_length=MAX_CLIENT_ID_LENGTH, null=True, blank=True)
+    # Deleted rows stay so that seq numbers remain gap-free.
+    is_deleted = models.BooleanField(default=False)
+    # The reactions as every frame shows them (Reaction holds who reacted), kept with the row so that a message is
+    # read and replayed in one query; null until the first reaction (the fast insert leaves it out).
+    reactions = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["room", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="message_room_seq_unique"),
+            models.UniqueConstraint(fields=["room", "cseq"], name="message_room_cseq_unique"),
+            models.UniqueConstraint(
+                fields=["room", "author", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.room}#{self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_set")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reactions")
+    emoji = models.CharField(max_length=MAX_EMOJI_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "emoji"], name="reaction_once_per_user_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.emoji} by {self.user_id} on {self.message}"

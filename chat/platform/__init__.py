@@ -1,0 +1,4 @@
+"""Platform pieces the other packages share: logs, health checks, database health, outages, limits.
+
+It imports nothing of domain, realtime or web (chat/tests/test_layout.py).
+"""

@@ -1,0 +1,1 @@
+"""Live servers, clients and faults shared by the tests, bench/ and soak/ (not collected as tests)."""
