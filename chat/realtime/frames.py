@@ -289,21 +289,21 @@ class MessageEdited(_RoomMessage, tag="message_edited"):
     """A message whose author changed it."""
 
 
-class MessageReactions(ServerFrame, tag="message_reactions"):
-    """A message whose reactions changed: the whole new summary."""
-
+class _MessageChange(ServerFrame):
     room: str
     id: int
     seq: int
     cseq: int
+
+
+class MessageReactions(_MessageChange, tag="message_reactions"):
+    """A message whose reactions changed: the whole new summary."""
+
     reactions: list[Reactions]
 
 
-class MessageDeleted(ServerFrame, tag="message_deleted"):
-    room: str
-    id: int
-    seq: int
-    cseq: int
+class MessageDeleted(_MessageChange, tag="message_deleted"):
+    """A message that was deleted."""
 
 
 class _RoomUser(ServerFrame):

@@ -78,6 +78,26 @@ def _socket_config(user):
     }
 
 
+def _refused(request, error):
+    """Return the page of a refused change: 400 for bad input, 403 when not allowed, 404 for no such room."""
+    if isinstance(error, ValidationError):
+        return _error(request, " ".join(error.messages), 400)
+    if isinstance(error, PermissionDenied):
+        return _error(request, str(error), 403)
+    return _error(request, "There is no such room.", 404)
+
+
+def _json_refused(error):
+    """Return the JSON answer of a refused read: 400 invalid, 403 forbidden, 404 not_found."""
+    if isinstance(error, ValidationError):
+        return JsonResponse({"error": "invalid", "detail": " ".join(error.messages)}, status=400)
+    if isinstance(error, protocol.ProtocolError):
+        return JsonResponse({"error": "invalid", "detail": error.detail}, status=400)
+    if isinstance(error, PermissionDenied):
+        return JsonResponse({"error": "forbidden", "detail": str(error)}, status=403)
+    return JsonResponse({"error": "not_found", "detail": "There is no such room."}, status=404)
+
+
 def _error(request, message, status):
     return render(request, "chat/error.html", {"message": message}, status=status)
 
@@ -196,12 +216,8 @@ def members(request, slug):
             raise ValidationError("Give a username and choose add or remove.")
         change = services.membership_add if form.cleaned_data["action"] == "add" else services.membership_remove
         change(room=room, actor=request.user, username=form.cleaned_data["username"])
-    except ValidationError as error:
-        return _error(request, " ".join(error.messages), 400)
-    except PermissionDenied as error:
-        return _error(request, str(error), 403)
-    except Room.DoesNotExist:
-        return _error(request, "There is no such room.", 404)
+    except (ValidationError, PermissionDenied, Room.DoesNotExist) as error:
+        return _refused(request, error)
     except ObjectDoesNotExist:
         messages.error(request, f"No member or user called {form.cleaned_data['username']!r}.")
     else:
@@ -217,12 +233,8 @@ def room_leave(request, slug):
     try:
         room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
         services.room_leave(room=room, user=request.user)
-    except ValidationError as error:
-        return _error(request, " ".join(error.messages), 400)
-    except PermissionDenied as error:
-        return _error(request, str(error), 403)
-    except Room.DoesNotExist:
-        return _error(request, "There is no such room.", 404)
+    except (ValidationError, PermissionDenied, Room.DoesNotExist) as error:
+        return _refused(request, error)
     messages.success(request, f"You left #{room.slug}.")
     return redirect("chat:index")
 
@@ -237,12 +249,8 @@ def member_search(request, slug):
     """Answer the members of a room the user may read whose names start with ?q=, for @mention completion."""
     try:
         room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
-    except ValidationError:
-        return JsonResponse({"error": "There is no such room."}, status=404)
-    except PermissionDenied as error:
-        return JsonResponse({"error": str(error)}, status=403)
-    except Room.DoesNotExist:
-        return JsonResponse({"error": "There is no such room."}, status=404)
+    except (ValidationError, PermissionDenied, ObjectDoesNotExist) as error:
+        return _json_refused(error)
     prefix = request.GET.get("q", "")[:150]
     return JsonResponse({"users": selectors.room_member_search(room, prefix, MEMBER_MATCHES)})
 
@@ -254,13 +262,8 @@ def messages_page(request, slug):
     try:
         room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
         page = protocol.parse_history_query(request.GET)
-    except (ValidationError, protocol.ProtocolError) as error:
-        detail = " ".join(error.messages) if isinstance(error, ValidationError) else error.detail
-        return JsonResponse({"error": "invalid", "detail": detail}, status=400)
-    except PermissionDenied as error:
-        return JsonResponse({"error": "forbidden", "detail": str(error)}, status=403)
-    except ObjectDoesNotExist:
-        return JsonResponse({"error": "not_found", "detail": "There is no such room."}, status=404)
+    except (ValidationError, protocol.ProtocolError, PermissionDenied, ObjectDoesNotExist) as error:
+        return _json_refused(error)
     messages, has_more = selectors.message_list(room=room, before=page.before, after=page.after, limit=page.limit)
     frame = protocol.history_frame(
         messages, has_more, forward=page.after is not None, max_bytes=settings.CHAT_MAX_FRAME_BYTES
