@@ -15,6 +15,7 @@ MESSAGE = "message"
 MESSAGE_EDITED = "message_edited"
 MESSAGE_DELETED = "message_deleted"
 MESSAGE_REACTIONS = "message_reactions"
+ROOM_CHANGED = "room_changed"
 TYPING = "typing"
 JOIN = "join"
 LEAVE = "leave"
@@ -117,6 +118,16 @@ def room_added(user, room, *, unread=0):
     _sender().user_event_on_commit(
         user.pk, ROOM_ADDED, {"room": room_summary(room, user, unread=unread), "room_id": room.pk},
     )
+
+
+def room_change(room):
+    """Return a room's name and topic as the change feed and its event carry them."""
+    return {"name": room.name, "topic": room.topic, "cseq": room.changed_cseq}
+
+
+def room_changed(room):
+    """Announce a room's new name or topic to its room."""
+    _sender().room_send_on_commit(room.pk, ROOM_CHANGED, room_change(room), cseq=room.changed_cseq)
 
 
 def room_removed(user_id, room):

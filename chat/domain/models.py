@@ -7,6 +7,8 @@ from django.db.models import Q
 SLUG_PATTERN = r"^[a-z0-9_-]{1,50}$"
 MAX_BODY_LENGTH = 4000
 MAX_CLIENT_ID_LENGTH = 64
+MAX_NAME_LENGTH = 100
+MAX_TOPIC_LENGTH = 250
 # An emoji with modifiers and joiners (a family, a flag) is a few code points; 32 leaves room.
 MAX_EMOJI_LENGTH = 32
 
@@ -19,7 +21,7 @@ validate_room_slug = RegexValidator(
 
 class Room(models.Model):
     slug = models.CharField(max_length=50, unique=True, validators=[validate_room_slug])
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
     is_private = models.BooleanField(default=False)
     # A direct-message room: private, exactly two members, opened by /dm/<username>/.
     is_direct = models.BooleanField(default=False)
@@ -32,6 +34,9 @@ class Room(models.Model):
     # The last allocated change number (a message's creation, edit or deletion); bumped under the same lock.
     last_cseq = models.PositiveBigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    topic = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
+    # The change number of the latest change to the name or topic: a resume after it replays the room as it is.
+    changed_cseq = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["slug"]

@@ -1,4 +1,6 @@
 """Reads: rooms and messages as the pages and sockets see them."""
+import dataclasses
+
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
@@ -119,11 +121,23 @@ def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):
     return page[:limit][::-1], len(page) > limit
 
 
+@dataclasses.dataclass(frozen=True)
+class RoomChange:
+    """A room's name and topic as they are now, in the change feed at the cseq of their latest change."""
+
+    cseq: int
+    name: str
+    topic: str
+
+
 def change_list(*, room, after, limit=DEFAULT_PAGE):
-    """Return (the room's messages whose latest change comes after cseq `after`, in cseq order, has_more)."""
+    """Return (the changes after cseq `after` in cseq order: messages as they are now and a RoomChange, has_more)."""
     # Deleted messages stay in: a client that held one learns here that it is gone.
     changes = Message.objects.filter(room=room, cseq__gt=after).select_related("author", "room").order_by("cseq")
     page = list(changes[: limit + 1])
+    changed_cseq, name, topic = Room.objects.values_list("changed_cseq", "name", "topic").get(pk=room.pk)
+    if changed_cseq > after:
+        page = sorted([*page, RoomChange(changed_cseq, name, topic)], key=lambda change: change.cseq)
     return page[:limit], len(page) > limit
 
 

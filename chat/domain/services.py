@@ -18,7 +18,9 @@ from django.utils import timezone
 
 from chat.domain import events, selectors
 from chat.domain.mentions import mentioned_members, mentioned_usernames
-from chat.domain.models import Membership, Message, Reaction, Room, validate_room_slug
+from chat.domain.models import (
+    MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Reaction, Room, validate_room_slug,
+)
 from chat.platform.limits import Limit
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
@@ -115,6 +117,41 @@ def membership_remove(*, room, actor, username):
         raise PermissionDenied("The creator cannot be removed from their room.")
     membership.delete()
     events.room_removed(membership.user_id, room)
+
+
+@transaction.atomic
+def room_update(*, room, actor, name=None, topic=None):
+    """Rename a room or set its topic; members may in a public room, only its creator in a private one."""
+    if room.is_direct:
+        raise ValidationError("A direct message has no name or topic to change.", code="direct")
+    if room.is_private and room.created_by_id != actor.pk:
+        raise PermissionDenied("Only the room's creator may change it.")
+    if not Membership.objects.filter(room=room, user=actor).exists():
+        raise PermissionDenied("Only members of the room may change it.")
+    changes = {}
+    if name is not None:
+        changes["name"] = _one_line(name, "name", MAX_NAME_LENGTH, required=True)
+    if topic is not None:
+        changes["topic"] = _one_line(topic, "topic", MAX_TOPIC_LENGTH, required=False)
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if all(getattr(room, field) == value for field, value in changes.items()):
+        return room
+    for field, value in changes.items():
+        setattr(room, field, value)
+    room.changed_cseq = _next_cseq(room.pk)
+    room.save(update_fields=[*changes, "changed_cseq"])
+    events.room_changed(room)
+    return room
+
+
+def _one_line(value, field, max_length, *, required):
+    """Return `value` trimmed, or raise ValidationError when it is missing, too long or more than one line."""
+    value = value.strip() if isinstance(value, str) else ""
+    if required and not value:
+        raise ValidationError(f"A room's {field} cannot be empty.", code="empty")
+    if len(value) > max_length or any(ch in value for ch in "\r\n\x00"):
+        raise ValidationError(f"A room's {field} is one line of at most {max_length} characters.", code="invalid")
+    return value
 
 
 def room_leave(*, room, user):

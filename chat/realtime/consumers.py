@@ -289,7 +289,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         online_shown = protocol.fit_names(online, max_bytes // 4)
         resumed = after is not None
         text = frames.encode(frames.Subscribed(
-            room=room.slug, name=room.title_for(self.user), private=room.is_private, direct=room.is_direct,
+            room=room.slug, name=room.title_for(self.user), topic=room.topic, private=room.is_private,
+            direct=room.is_direct,
             online=online_shown, online_count=len(online), last_read_seq=sub.last_read_seq, cseq=cseq,
             resumed=resumed, messages=[], changes=[], has_more=has_more, request_id=request_id,
         ))
@@ -499,6 +500,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await db(self.counted_change(services.message_delete))(room=sub.room, actor=self.user, message_id=frame.id)
         await self.send_ack(frame)
 
+    async def on_room_update(self, frame):
+        sub = self.shown(frame.room)
+        await db(self.counted_change(services.room_update))(
+            room=sub.room, actor=self.user, name=frame.name, topic=frame.topic
+        )
+        await self.send_ack(frame)
+
     async def on_react(self, frame):
         sub = self.shown(frame.room)
         react = services.reaction_add if isinstance(frame, frames.React) else services.reaction_remove
@@ -529,6 +537,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames.Delete: on_delete,
         frames.React: on_react,
         frames.Unreact: on_react,
+        frames.RoomUpdate: on_room_update,
         frames.Typing: on_typing,
         frames.Read: on_read,
         frames.Ping: on_ping,

@@ -10,7 +10,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from chat.domain.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, SLUG_PATTERN
+from chat.domain import selectors
+from chat.domain.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, SLUG_PATTERN
 from chat.realtime import protocol
 from chat.realtime.protocol import ProtocolError
 
@@ -96,6 +97,12 @@ class Delete(ClientFrame, tag="delete"):
     id: Seq
 
 
+class RoomUpdate(ClientFrame, tag="room_update"):
+    room: Slug
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_LENGTH)] | None = None
+    topic: Annotated[str, msgspec.Meta(max_length=MAX_TOPIC_LENGTH)] | None = None
+
+
 class React(ClientFrame, tag="react"):
     room: Slug
     id: Seq
@@ -121,7 +128,9 @@ class Ping(ClientFrame, tag="ping"):
     pass
 
 
-CLIENT_FRAMES = (Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, Typing, Read, Ping)
+CLIENT_FRAMES = (
+    Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, RoomUpdate, Typing, Read, Ping,
+)
 
 
 class _Echo(msgspec.Struct):
@@ -220,7 +229,15 @@ class Upsert(msgspec.Struct, tag_field="type", tag="message"):
     message: Message
 
 
-Change = Upsert | Deleted
+class RoomChange(msgspec.Struct, tag_field="type", tag="room_changed"):
+    """The room's name and topic as they are now: the client shows them."""
+
+    name: str
+    topic: str
+    cseq: int
+
+
+Change = Upsert | Deleted | RoomChange
 
 
 class User(msgspec.Struct):
@@ -255,6 +272,7 @@ class Hello(ServerFrame, tag="hello"):
 class Subscribed(ServerFrame, tag="subscribed"):
     room: str
     name: str
+    topic: str
     private: bool
     direct: bool
     online: list[str]
@@ -304,6 +322,15 @@ class MessageReactions(_MessageChange, tag="message_reactions"):
 
 class MessageDeleted(_MessageChange, tag="message_deleted"):
     """A message that was deleted."""
+
+
+class RoomChanged(ServerFrame, tag="room_changed"):
+    """The room's name or topic changed: both as they are now."""
+
+    room: str
+    name: str
+    topic: str
+    cseq: int
 
 
 class _RoomUser(ServerFrame):
@@ -393,8 +420,9 @@ class Pong(ServerFrame, tag="pong"):
 
 
 SERVER_FRAMES = (
-    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, TypingNotice, Join, Leave,
-    HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded, RoomRemoved, Ack, Error, Pong,
+    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, RoomChanged,
+    TypingNotice, Join, Leave, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded, RoomRemoved,
+    Ack, Error, Pong,
 )
 _server_frame = _union(SERVER_FRAMES)
 
@@ -420,7 +448,12 @@ def encode_parts(items):
 
 
 def change_data(message):
-    """Return a message's latest change as a change-feed entry: the message as it is now, or its deletion."""
+    """Return a message's latest change as a change-feed entry: the message as it is now, or its deletion.
+
+    A selectors.RoomChange among them is the room's name and topic.
+    """
+    if isinstance(message, selectors.RoomChange):
+        return {"type": "room_changed", "name": message.name, "topic": message.topic, "cseq": message.cseq}
     if message.is_deleted:
         return {"type": "message_deleted", "id": message.id, "seq": message.seq, "cseq": message.cseq}
     return {"type": "message", "message": protocol.message_data(message)}

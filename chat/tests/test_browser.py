@@ -465,6 +465,24 @@ def test_a_permalink_opens_the_room_at_its_message_loading_older_pages_to_it(app
     expect(ada.locator("#room-alert")).to_contain_text("That message is not here")
 
 
+def test_a_member_renames_a_room_and_sets_its_topic_and_every_page_shows_it(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    ada.get_by_role("button", name="Edit name and topic").click()
+    ada.get_by_label("Name").fill("Design review")
+    ada.get_by_label("Topic").fill("Mock-ups until Friday")
+    ada.get_by_role("button", name="Save").click()
+    for page in (ada, bruno):
+        expect(page.locator("#room-name")).to_have_text("Design review")
+        expect(page.locator("#room-topic")).to_have_text("Mock-ups until Friday")
+        expect(page).to_have_title(re.compile(r"Design review · Chat$"))
+    bruno.reload()
+    expect(bruno.locator("#room-topic")).to_have_text("Mock-ups until Friday")
+    # The address stays the same.
+    expect(bruno).to_have_url(re.compile(f"/chat/{room}/$"))
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

@@ -169,18 +169,26 @@ async def test_resume_replays_every_change_so_a_stale_view_equals_a_fresh_one(op
         services.reaction_add(room=room, actor=alice, message_id=old[3].id, emoji="🎉")
         services.reaction_remove(room=room, actor=alice, message_id=old[3].id, emoji="👍")
         services.reaction_add(room=room, actor=alice, message_id=new.id, emoji="👍")
+        services.room_update(room=room, actor=alice, topic="first topic")
+        services.room_update(room=room, actor=alice, name="The Lobby", topic="  second topic ")
     await database_sync_to_async(change_everything)()
 
     socket = await open_v2(bob)
     resumed = await subscribe(socket, "lobby", after=seen)
     assert resumed["resumed"] and resumed["messages"] == [] and not resumed["has_more"]
+    stale_room = {"name": view["name"], "topic": view["topic"]}
     for change in resumed["changes"]:
         if change["type"] == "message_deleted":
             stale.pop(change["id"], None)
+        elif change["type"] == "room_changed":
+            stale_room = {"name": change["name"], "topic": change["topic"]}
         else:
             stale[change["message"]["id"]] = change["message"]
     fresh = await subscribe(socket, "lobby")
     assert resumed["cseq"] == fresh["cseq"]
+    assert stale_room == {"name": fresh["name"], "topic": fresh["topic"]} == {"name": "The Lobby", "topic": "second topic"}
+    # Compacted: one entry for the two changes of the room.
+    assert [c["type"] for c in resumed["changes"]].count("room_changed") == 1
     assert sorted(stale.values(), key=lambda m: m["seq"]) == fresh["messages"]
     assert [m["body"] for m in fresh["messages"]] == ["edited while away", "old3", "new, edited", "newest"]
     assert [[r["emoji"] for r in m["reactions"]] for m in fresh["messages"]] == [[], ["🎉"], ["👍"], []]
@@ -302,3 +310,33 @@ async def test_reactions_are_rate_limited(open_v2, make_user, settings):
     assert [a["request_id"] for a in answers] == [0, 1, 2] and answers[2]["code"] == "rate_limited"
     stored = await database_sync_to_async(Message.objects.get)(pk=message.pk)
     assert [r["emoji"] for r in stored.reactions] == ["👍", "🎉"]
+
+
+async def test_members_rename_a_public_room_and_set_its_topic_live_but_not_a_private_room_of_another(
+    open_v2, make_user
+):
+    alice, bob = [await database_sync_to_async(make_user)(name) for name in ("alice", "bob")]
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    await database_sync_to_async(services.room_create)(slug="secret", user=alice, private=True)
+    await database_sync_to_async(services.membership_add)(
+        room=await database_sync_to_async(Room.objects.get)(slug="secret"), actor=alice, username="bob"
+    )
+    watcher, changer = await open_v2(alice), await open_v2(bob)
+    for socket in (watcher, changer):
+        await subscribe(socket, "lobby")
+    await subscribe(changer, "secret")
+    await changer.send_json_to({"type": "room_update", "room": "lobby", "topic": "Friday: release", "request_id": 1})
+    assert (await until_frame(changer, "ack"))["request_id"] == 1
+    changed = await until_frame(watcher, "room_changed")
+    assert (changed["room"], changed["name"], changed["topic"]) == ("lobby", "lobby", "Friday: release")
+    for frame, code in [
+        ({"room": "secret", "name": "mine now"}, "forbidden"),
+        ({"room": "lobby", "name": "   "}, "invalid"),
+        ({"room": "lobby", "topic": "two\nlines"}, "invalid"),
+        ({"room": "lobby", "topic": "x" * 251}, "invalid"),
+    ]:
+        await changer.send_json_to({"type": "room_update", "request_id": code, **frame})
+        error = await until_frame(changer, "error")
+        assert (error["code"], error["request_id"]) == (code, code)
+    rooms = await database_sync_to_async(lambda: {r.slug: (r.name, r.topic) for r in Room.objects.all()})()
+    assert rooms == {"lobby": ("lobby", "Friday: release"), "secret": ("secret", "")}

@@ -168,6 +168,7 @@ def room(request, slug, seq=None):
         "room_config": config,
         # Open, the page has joined the room (its socket does): anyone may leave but a private room's creator.
         "can_leave": not room.is_direct and not (room.is_private and room.created_by_id == request.user.pk),
+        "can_edit": not room.is_direct and (not room.is_private or room.created_by_id == request.user.pk),
         "members": selectors.room_member_names(room) if room.is_private else None,
         "member_form": MemberForm() if can_manage else None,
     }

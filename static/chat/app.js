@@ -79,6 +79,10 @@ function openRoom() {
     socket,
     byId,
     onMessage: (message) => rooms.activity(message),
+    onRenamed: (name) => {
+      baseTitle = `${name} · Chat`;
+      document.title = titleWithCount(baseTitle, rooms.unread);
+    },
   });
   const textarea = byId("composer-body");
   textarea.value = drafts.get(config.slug) ?? "";

@@ -39,11 +39,14 @@ export class RoomView {
   #abort = new AbortController();
 
   /** config is the page's room-config; onMessage(message) runs for each new message shown (the sidebar follows). */
-  constructor({ config, socket, byId, onMessage }) {
+  constructor({ config, socket, byId, onMessage, onRenamed }) {
     this.slug = config.slug;
     this.config = config;
     this.socket = socket;
     this.onMessage = onMessage;
+    this.onRenamed = onRenamed;
+    this.nameElement = byId("room-name");
+    this.topicElement = byId("room-topic");
     this.form = byId("composer");
     // Busy until the room's view has come: screen readers wait, and so do the browser tests.
     this.scroller = byId("message-scroller");
@@ -64,7 +67,7 @@ export class RoomView {
     this.history = new History({
       messages: this.messages,
       request: (frame) => this.socket.request({ ...frame, room: this.slug }),
-      apply: (change) => this.messages.apply(change),
+      apply: (change) => (change?.type === "room_changed" ? this.#showRoom(change) : this.messages.apply(change)),
       button: byId("load-older"),
       scroller: byId("message-scroller"),
     });
@@ -85,6 +88,9 @@ export class RoomView {
     this.announcer = new Announcer(byId("announcer"), config.username);
     setupComposer(this.form, this.textarea, (body) => this.#compose(body));
     setupCompletion(this.textarea, byId("composer-completion"), config);
+    setupRoomEditor(byId("room-edit"), byId("room-edit-form"), (fields) => {
+      if (this.#subscribed) this.socket.request({ type: "room_update", room: this.slug, ...fields });
+    });
     setupTypingSender(this.textarea, (frame) => this.#send(frame));
     this.handlers = new Map([
       ["subscribed", (frame) => this.#welcome(frame)],
@@ -92,6 +98,11 @@ export class RoomView {
       ["message_edited", (frame) => this.#live(frame)],
       ["message_deleted", (frame) => this.#live(frame)],
       ["message_reactions", (frame) => this.#reactions(frame)],
+      ["room_changed", (frame) => {
+        if (!this.#subscribed) return;
+        this.#showRoom(frame);
+        this.history.live(frame.cseq);
+      }],
       ["history", (frame) => this.#page(frame)],
       ["changes", (frame) => this.#page(frame)],
       ["typing", ({ user }) => this.typing.typing(user)],
@@ -150,6 +161,7 @@ export class RoomView {
   #welcome(frame) {
     if (frame.request_id !== this.#subscribeId) return; // The answer to an earlier connection's subscribe.
     this.#subscribed = true;
+    if (!frame.direct) this.#showRoom(frame);
     this.#loaded = true;
     this.scroller.setAttribute("aria-busy", "false");
     this.history.subscribed(frame);
@@ -181,6 +193,18 @@ export class RoomView {
       this.announcer.message(frame.message);
       this.onMessage?.(frame.message);
       this.readMarker.shown();
+    }
+  }
+
+  /** Show the room's name and topic as they are now (a view, a live change or a replayed one). */
+  #showRoom({ name, topic }) {
+    if (typeof name === "string" && name !== this.nameElement.textContent) {
+      this.nameElement.textContent = name;
+      this.onRenamed?.(name);
+    }
+    if (typeof topic === "string") {
+      this.topicElement.textContent = topic;
+      this.topicElement.hidden = topic === "";
     }
   }
 
@@ -249,4 +273,25 @@ export class RoomView {
     if (!window.confirm("Delete this message?")) return;
     if (!this.#send({ type: "delete", id })) this.notice.show("Not connected: the message was not deleted.");
   }
+}
+
+/** Wire the room's name-and-topic form (absent when the user may not change them): onSave({name, topic}). */
+function setupRoomEditor(button, form, onSave) {
+  if (!button || !form) return;
+  const toggle = (editing) => {
+    form.hidden = !editing;
+    button.hidden = editing;
+  };
+  button.addEventListener("click", () => {
+    form.elements.name.value = document.getElementById("room-name").textContent;
+    form.elements.topic.value = document.getElementById("room-topic").textContent;
+    toggle(true);
+    form.elements.topic.focus();
+  });
+  form.querySelector("[data-cancel]").addEventListener("click", () => toggle(false));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    onSave({ name: form.elements.name.value, topic: form.elements.topic.value });
+    toggle(false);
+  });
 }
