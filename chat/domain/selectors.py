@@ -152,14 +152,18 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
     `after_seq` (protocol v1's resume) gives the messages after that seq instead.
 
     `cseq` is the room's last change in that snapshot, so that a live event
-    at or below it is already reflected, and every one above it is not.
+    at or below it is already reflected, and every one above it is not. The
+    room's name and topic are read again in the same snapshot: a rename
+    committed after `room` was loaded and at or below `cseq` has no live
+    event left to bring it.
     """
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Read committed gives each statement its own snapshot; the two reads must share one.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        cseq = room_last_cseq(room)
+        room.refresh_from_db(fields=["last_cseq", "name", "topic"])
+        cseq = room.last_cseq
         if after is not None:
             items, has_more = change_list(room=room, after=after, limit=limit)
         else:

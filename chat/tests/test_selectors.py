@@ -149,3 +149,12 @@ def test_room_get_direct_finds_but_never_opens(make_user):
     assert selectors.room_get_direct(user=alice, username="bob") == room
     with pytest.raises(ObjectDoesNotExist):
         selectors.room_get_direct(user=alice, username="nobody")
+
+
+# Its own transaction: on PostgreSQL the view sets the snapshot's isolation, which must come first.
+@pytest.mark.django_db(transaction=True)
+def test_a_room_view_shows_the_name_and_topic_of_its_snapshot(room_with_messages, make_user):
+    loaded = Room.objects.get(pk=room_with_messages.pk)
+    services.room_update(room=room_with_messages, actor=room_with_messages.created_by, name="Lobby", topic="hi")
+    cseq, _, _ = selectors.room_view(room=loaded)
+    assert (loaded.name, loaded.topic, cseq) == ("Lobby", "hi", Room.objects.get(pk=loaded.pk).changed_cseq)
