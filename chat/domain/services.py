@@ -126,8 +126,7 @@ def room_update(*, room, actor, name=None, topic=None):
         raise ValidationError("A direct message has no name or topic to change.", code="direct")
     if room.is_private and room.created_by_id != actor.pk:
         raise PermissionDenied("Only the room's creator may change it.")
-    if not Membership.objects.filter(room=room, user=actor).exists():
-        raise PermissionDenied("Only members of the room may change it.")
+    _check_member(room, actor, "Only members of the room may change it.")
     changes = {}
     if name is not None:
         changes["name"] = _one_line(name, "name", MAX_NAME_LENGTH, required=True)
@@ -142,6 +141,11 @@ def room_update(*, room, actor, name=None, topic=None):
     room.save(update_fields=[*changes, "changed_cseq"])
     events.room_changed(room)
     return room
+
+
+def _check_member(room, user, refusal):
+    if not Membership.objects.filter(room=room, user=user).exists():
+        raise PermissionDenied(refusal)
 
 
 def _one_line(value, field, max_length, *, required):
@@ -364,8 +368,7 @@ def validate_emoji(value):
 def reaction_add(*, room, actor, message_id, emoji):
     """Add the user's emoji to a message, once; return the message (unchanged when they had reacted so already)."""
     validate_emoji(emoji)
-    if not Membership.objects.filter(room=room, user=actor).exists():
-        raise PermissionDenied("Only members of the room may react.")
+    _check_member(room, actor, "Only members of the room may react.")
     message = _message_for_change(room, message_id)
     kinds = {reaction["emoji"] for reaction in message.reactions or ()}
     if emoji not in kinds and len(kinds) >= MAX_REACTION_KINDS:

@@ -6,6 +6,7 @@ encoder several times faster than json, and a JSON Schema of the same
 definitions, with nothing written twice. docs/protocol.md describes every
 frame here; chat/tests/test_frames.py checks that it lists them all.
 """
+import dataclasses
 from typing import Annotated, Literal
 
 import msgspec
@@ -453,7 +454,7 @@ def change_data(message):
     A selectors.RoomChange among them is the room's name and topic.
     """
     if isinstance(message, selectors.RoomChange):
-        return {"type": "room_changed", "name": message.name, "topic": message.topic, "cseq": message.cseq}
+        return {"type": "room_changed", **dataclasses.asdict(message)}
     if message.is_deleted:
         return {"type": "message_deleted", "id": message.id, "seq": message.seq, "cseq": message.cseq}
     return {"type": "message", "message": protocol.message_data(message)}
