@@ -35,6 +35,8 @@ export class RoomView {
   // Whether the view holds the room's messages, so that a resubscribe resumes instead of starting again.
   #loaded = false;
   #firstView = true;
+  // The change the name and topic shown are current to: an older one (a replay read before a live change) is dropped.
+  #roomCseq = 0;
   #ended = false;
   #abort = new AbortController();
 
@@ -196,8 +198,12 @@ export class RoomView {
     }
   }
 
-  /** Show the room's name and topic as they are now (a view, a live change or a replayed one). */
-  #showRoom({ name, topic }) {
+  /** Show the room's name and topic as of change `cseq` (a view, a live change or a replayed one), unless older. */
+  #showRoom({ name, topic, cseq }) {
+    if (Number.isInteger(cseq)) {
+      if (cseq <= this.#roomCseq) return;
+      this.#roomCseq = cseq;
+    }
     if (typeof name === "string" && name !== this.nameElement.textContent) {
       this.nameElement.textContent = name;
       this.onRenamed?.(name);
