@@ -121,13 +121,15 @@ def room_added(user, room, *, unread=0):
 
 
 def room_change(room):
-    """Return a room's name and topic as the change feed and its event carry them."""
-    return {"name": room.name, "topic": room.topic, "cseq": room.changed_cseq}
+    """Return a room's name, topic and archived state as the change feed and its event carry them."""
+    return {"name": room.name, "topic": room.topic, "archived": room.is_archived, "cseq": room.changed_cseq}
 
 
 def room_changed(room):
-    """Announce a room's new name or topic to its room."""
-    _sender().room_send_on_commit(room.pk, ROOM_CHANGED, room_change(room), cseq=room.changed_cseq)
+    """Announce a room's new name, topic or archived state to its room and to the sidebars that list it."""
+    data = room_change(room)
+    _sender().room_send_on_commit(room.pk, ROOM_CHANGED, data, cseq=room.changed_cseq)
+    _sender().activity_on_commit(room.pk, {"room": room.slug, **data}, kind=ROOM_CHANGED)
 
 
 def room_removed(user_id, room):

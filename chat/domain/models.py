@@ -37,6 +37,10 @@ class Room(models.Model):
     topic = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
     # The change number of the latest change to the name or topic: a resume after it replays the room as it is.
     changed_cseq = models.PositiveBigIntegerField(default=0)
+    # An archived room is read-only and left out of room lists; its history stays readable.
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Signs the room's invite links (chat.domain.invites); a new key revokes every link made with the old one.
+    invite_key = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["slug"]
@@ -50,6 +54,10 @@ class Room(models.Model):
             others = [name for name in self.name.split(" & ") if name != user.username]
             return others[0] if others else user.username
         return self.name
+
+    @property
+    def is_archived(self):
+        return self.archived_at is not None
 
 
 class Membership(models.Model):

@@ -40,7 +40,7 @@ def room_get_direct(*, user, username):
 
 
 def room_list_for_user(user):
-    """Return the user's memberships, most recently active room first, each with its `unread` count."""
+    """Return the user's memberships but archived rooms, most recently active room first, each with its `unread` count."""
     # A count per room over the seqs above the marker only (the room-and-seq index), where a join of every
     # message of every room would read whole histories at each connect.
     unread = (
@@ -52,7 +52,7 @@ def room_list_for_user(user):
         .values("count")
     )
     return (
-        Membership.objects.filter(user=user)
+        Membership.objects.filter(user=user, room__archived_at__isnull=True)
         .select_related("room")
         .annotate(unread=Coalesce(Subquery(unread), 0))
         .order_by(F("room__last_message_at").desc(nulls_last=True), "room__slug")
@@ -68,8 +68,13 @@ def room_summaries_for_user(user, limit):
     """Return (the sidebar summaries of the user's `limit` most recently active rooms, how many rooms they have)."""
     memberships = list(room_list_for_user(user)[:limit])
     summaries = [events.room_summary(m.room, user, unread=m.unread) for m in memberships]
-    count = len(summaries) if len(summaries) < limit else Membership.objects.filter(user=user).count()
+    count = len(summaries) if len(summaries) < limit else Membership.objects.filter(user=user, room__archived_at__isnull=True).count()
     return summaries, count
+
+
+def room_list_archived(user):
+    """Return the archived rooms the user is a member of, most recently archived first."""
+    return Room.objects.filter(memberships__user=user, archived_at__isnull=False).order_by("-archived_at", "slug")
 
 
 def room_ids_for_user(user):
@@ -78,8 +83,8 @@ def room_ids_for_user(user):
 
 
 def room_list_public(*, exclude_user=None):
-    """Return the public rooms, most recently active first, with their message counts."""
-    rooms = Room.objects.filter(is_private=False)
+    """Return the public rooms but archived ones, most recently active first, with their message counts."""
+    rooms = Room.objects.filter(is_private=False, archived_at__isnull=True)
     if exclude_user is not None:
         rooms = rooms.exclude(memberships__user=exclude_user)
     return rooms.annotate(message_count=Count("messages", filter=Q(messages__is_deleted=False))).order_by(
@@ -123,11 +128,12 @@ def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):
 
 @dataclasses.dataclass(frozen=True)
 class RoomChange:
-    """A room's name and topic as they are now, in the change feed at the cseq of their latest change."""
+    """A room's name, topic and archived state as they are now, in the change feed at the cseq of their latest change."""
 
     cseq: int
     name: str
     topic: str
+    archived: bool
 
 
 def change_list(*, room, after, limit=DEFAULT_PAGE):
@@ -135,9 +141,12 @@ def change_list(*, room, after, limit=DEFAULT_PAGE):
     # Deleted messages stay in: a client that held one learns here that it is gone.
     changes = Message.objects.filter(room=room, cseq__gt=after).select_related("author", "room").order_by("cseq")
     page = list(changes[: limit + 1])
-    changed_cseq, name, topic = Room.objects.values_list("changed_cseq", "name", "topic").get(pk=room.pk)
+    changed_cseq, name, topic, archived_at = Room.objects.values_list(
+        "changed_cseq", "name", "topic", "archived_at"
+    ).get(pk=room.pk)
     if changed_cseq > after:
-        page = sorted([*page, RoomChange(changed_cseq, name, topic)], key=lambda change: change.cseq)
+        room_change = RoomChange(changed_cseq, name, topic, archived_at is not None)
+        page = sorted([*page, room_change], key=lambda change: change.cseq)
     return page[:limit], len(page) > limit
 
 
@@ -153,7 +162,7 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
 
     `cseq` is the room's last change in that snapshot, so that a live event
     at or below it is already reflected, and every one above it is not. The
-    room's name and topic are read again in the same snapshot: a rename
+    room's name, topic and archived state are read again in the same snapshot: a change
     committed after `room` was loaded and at or below `cseq` has no live
     event left to bring it.
     """
@@ -162,7 +171,7 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
             # Read committed gives each statement its own snapshot; the two reads must share one.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        room.refresh_from_db(fields=["last_cseq", "name", "topic"])
+        room.refresh_from_db(fields=["last_cseq", "name", "topic", "archived_at"])
         cseq = room.last_cseq
         if after is not None:
             items, has_more = change_list(room=room, after=after, limit=limit)

@@ -26,6 +26,13 @@ from chat.platform.limits import Limit
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 
 
+class RoomArchived(PermissionDenied):
+    """The room is archived: it takes no messages and no changes until it is unarchived."""
+
+    def __init__(self):
+        super().__init__("This room is archived: it is read-only.")
+
+
 @transaction.atomic
 def room_create(*, slug, user, name=None, private=False):
     """Create the room `slug` with `user` as its first member; a room that exists already is joined, as by room_join."""
@@ -58,7 +65,8 @@ def _room_join(room, user):
             raise PermissionDenied("This room is private.")
         return room, membership
     membership, created = Membership.objects.get_or_create(room=room, user=user)
-    if created:
+    # An archived room stays out of room lists, so a reader who joins it has nothing to add to theirs.
+    if created and not room.is_archived:
         events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
     return room, membership
 
@@ -140,6 +148,27 @@ def room_update(*, room, actor, name=None, topic=None):
     room.changed_cseq = _next_cseq(room.pk)
     room.save(update_fields=[*changes, "changed_cseq"])
     events.room_changed(room)
+    return room
+
+
+@transaction.atomic
+def room_archive(*, room, actor, archived=True):
+    """Archive a room (read-only, out of room lists) or unarchive it; its creator or staff may, never in a DM."""
+    if room.is_direct:
+        raise ValidationError("A direct message cannot be archived.", code="direct")
+    if room.created_by_id != actor.pk and not actor.is_staff:
+        raise PermissionDenied("Only the room's creator or staff may archive it.")
+    room = Room.objects.select_for_update().get(pk=room.pk)
+    if room.is_archived == archived:
+        return room
+    room.archived_at = timezone.now() if archived else None
+    room.changed_cseq = _next_cseq(room.pk, archived=True)
+    room.save(update_fields=["archived_at", "changed_cseq"])
+    events.room_changed(room)
+    if not archived:
+        # Room lists left it out while archived: it comes back to each member's as a room added.
+        for membership in room.memberships.select_related("user"):
+            events.room_added(membership.user, room)
     return room
 
 
@@ -233,7 +262,7 @@ def _store_messages(messages):
                 cursor.execute(_INSERT_WITH_NEXT_SEQ, [
                     message.created_at, message.room_id, message.author_id, message.body, message.client_id,
                 ])
-                message.pk, message.seq, message.cseq = cursor.fetchone()
+                message.pk, message.seq, message.cseq = _unless_archived(cursor.fetchone())
                 return
             columns = [[getattr(m, name) for m in messages] for name in ("room_id", "author_id", "body", "client_id")]
             cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at])
@@ -254,19 +283,23 @@ _MESSAGE_COLUMNS = ", ".join(
 )
 _INSERT_WITH_NEXT_SEQ = (
     f"WITH room AS (UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
-    " last_message_at = %s WHERE id = %s RETURNING id, last_seq, last_cseq, last_message_at)"
+    " last_message_at = %s WHERE id = %s AND archived_at IS NULL RETURNING id, last_seq, last_cseq, last_message_at)"
     f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
     " SELECT id, %s, last_seq, last_cseq, last_message_at, %s, %s, false FROM room RETURNING id, seq, cseq"
 )
 
 # The batch's rooms are locked in id order, so that two batches never wait
 # for each other's rooms in a cycle (a deadlock); each room's seqs and cseqs
-# go to its messages in the order of the arrays.
+# go to its messages in the order of the arrays. An archived room among them
+# fails the whole statement (division by zero, a DataError) so that nothing is
+# stored and the batch is retried message by message, where the archived
+# room's messages are refused alone.
 _INSERT_MANY_WITH_NEXT_SEQS = (
     "WITH new AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])"
     " WITH ORDINALITY AS new(room_id, author_id, body, client_id, position)),"
     " counts AS (SELECT room_id, count(*) AS added FROM new GROUP BY room_id),"
-    f" locked AS (SELECT id FROM {Room._meta.db_table} WHERE id IN (SELECT room_id FROM counts) ORDER BY id FOR UPDATE),"
+    f" locked AS (SELECT id FROM {Room._meta.db_table} WHERE id IN (SELECT room_id FROM counts)"
+    " AND 1 / (archived_at IS NULL)::int = 1 ORDER BY id FOR UPDATE),"
     f" room AS (UPDATE {Room._meta.db_table} r SET last_seq = r.last_seq + counts.added,"
     " last_cseq = r.last_cseq + counts.added, last_message_at = %s"
     " FROM counts, locked WHERE r.id = counts.room_id AND locked.id = r.id"
@@ -286,19 +319,29 @@ def _next_seq(room, now):
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
-            " last_message_at = %s WHERE id = %s RETURNING last_seq, last_cseq",
+            " last_message_at = %s WHERE id = %s AND archived_at IS NULL RETURNING last_seq, last_cseq",
             [connection.ops.adapt_datetimefield_value(now), room.pk],
         )
-        return cursor.fetchone()
+        return _unless_archived(cursor.fetchone())
 
 
-def _next_cseq(room_id):
-    """Allocate the room's next cseq, locking its row until commit."""
+def _next_cseq(room_id, *, archived=False):
+    """Allocate the room's next cseq, locking its row until commit; RoomArchived if archived, unless `archived`."""
+    # The check is in the statement that locks the row: an archive committed a moment before cannot slip by.
+    guard = "" if archived else " AND archived_at IS NULL"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_cseq = last_cseq + 1 WHERE id = %s RETURNING last_cseq", [room_id]
+            f"UPDATE {Room._meta.db_table} SET last_cseq = last_cseq + 1 WHERE id = %s{guard} RETURNING last_cseq",
+            [room_id],
         )
-        return cursor.fetchone()[0]
+        return _unless_archived(cursor.fetchone())[0]
+
+
+def _unless_archived(row):
+    """Return the row a guarded room update returned; RoomArchived when it found no open room."""
+    if row is None:
+        raise RoomArchived()
+    return row
 
 
 def _notify_mentioned(message):

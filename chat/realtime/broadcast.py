@@ -60,14 +60,14 @@ def user_control_on_commit(user_id, event):
     _send_on_commit(USERS_GROUP, {**event, "user": user_id})
 
 
-def activity_on_commit(room_id, data):
+def activity_on_commit(room_id, data, *, kind="room_activity"):
     """Tell every socket that lists the room in its sidebar about new activity, once the transaction commits.
 
     One event for all members, whatever their number: each hub hands it to the
     sockets of members it holds (chat.realtime.hub), and those that show the room get
     the room's own events anyway.
     """
-    _send_on_commit(USERS_GROUP, {"type": ROOM_ACTIVITY, "room": room_id, "kind": "room_activity", "data": data})
+    _send_on_commit(USERS_GROUP, {"type": ROOM_ACTIVITY, "room": room_id, "kind": kind, "data": data})
 
 
 def _send_on_commit(group, event):

@@ -265,8 +265,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             came_online = await self.within_layer_time(self.presence.add(room.pk, self.user.username))
             if came_online:
                 await room_send(room.pk, events.JOIN, {"user": self.user.username}, skip_user=self.user.pk)
-        elif sub.backlog is None:
-            sub.backlog = []  # a fresh view of a room shown already: its events wait for it again
+        else:
+            # A fresh view of a room shown already: it shows the room as read for it (a new name, archived),
+            # and the room's events wait for it again.
+            sub.room = room
+            if sub.backlog is None:
+                sub.backlog = []
         limit = protocol.DEFAULT_PAGE if after is None and after_seq is None else protocol.MAX_PAGE
         cseq, items, has_more = await db(selectors.room_view)(room=room, after=after, after_seq=after_seq, limit=limit)
         if self.subscriptions.get(room.pk) is not sub:
@@ -290,7 +294,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         resumed = after is not None
         text = frames.encode(frames.Subscribed(
             room=room.slug, name=room.title_for(self.user), topic=room.topic, private=room.is_private,
-            direct=room.is_direct,
+            direct=room.is_direct, archived=room.is_archived,
             online=online_shown, online_count=len(online), last_read_seq=sub.last_read_seq, cseq=cseq,
             resumed=resumed, messages=[], changes=[], has_more=has_more, request_id=request_id,
         ))

@@ -231,10 +231,11 @@ class Upsert(msgspec.Struct, tag_field="type", tag="message"):
 
 
 class RoomChange(msgspec.Struct, tag_field="type", tag="room_changed"):
-    """The room's name and topic as they are now: the client shows them."""
+    """The room's name, topic and archived state as they are now: the client shows them."""
 
     name: str
     topic: str
+    archived: bool
     cseq: int
 
 
@@ -276,6 +277,7 @@ class Subscribed(ServerFrame, tag="subscribed"):
     topic: str
     private: bool
     direct: bool
+    archived: bool
     online: list[str]
     online_count: int
     last_read_seq: int
@@ -326,11 +328,12 @@ class MessageDeleted(_MessageChange, tag="message_deleted"):
 
 
 class RoomChanged(ServerFrame, tag="room_changed"):
-    """The room's name or topic changed: both as they are now."""
+    """The room's name, topic or archived state changed: all three as they are now."""
 
     room: str
     name: str
     topic: str
+    archived: bool
     cseq: int
 
 

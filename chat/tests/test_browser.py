@@ -469,6 +469,8 @@ def test_a_member_renames_a_room_and_sets_its_topic_and_every_page_shows_it(app,
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(ada, room)
     enter_room(bruno, room)
+    lobby = bruno.context.new_page()
+    lobby.goto("/")
     ada.get_by_role("button", name="Edit name and topic").click()
     ada.get_by_label("Name").fill("Design review")
     ada.get_by_label("Topic").fill("Mock-ups until Friday")
@@ -477,10 +479,44 @@ def test_a_member_renames_a_room_and_sets_its_topic_and_every_page_shows_it(app,
         expect(page.locator("#room-name")).to_have_text("Design review")
         expect(page.locator("#room-topic")).to_have_text("Mock-ups until Friday")
         expect(page).to_have_title(re.compile(r"Design review · Chat$"))
+    # A page that does not show the room renames it in its list.
+    expect(lobby.locator(f"#my-rooms [data-room='{room}'] a")).to_have_text("Design review")
     bruno.reload()
     expect(bruno.locator("#room-topic")).to_have_text("Mock-ups until Friday")
     # The address stays the same.
     expect(bruno).to_have_url(re.compile(f"/chat/{room}/$"))
+
+
+def test_archiving_a_room_makes_it_read_only_live_and_takes_it_off_room_lists_until_unarchived(
+    app, open_page, room
+):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(bruno, "before the archive")
+    expect(bruno.locator(".message--pending")).to_have_count(0)
+    lobby = bruno.context.new_page()
+    lobby.goto("/")
+    expect(lobby.locator(f"#my-rooms [data-room='{room}']")).to_have_count(1)
+    ada.once("dialog", lambda dialog: dialog.accept())
+    ada.get_by_role("button", name="Archive room").click()
+    expect(ada.get_by_text(f"#{room} was archived.")).to_be_visible()
+    for page in (ada, bruno):
+        expect(page.locator("#room-archived")).to_be_visible()
+        expect(page.locator("#composer")).to_be_hidden()
+        expect(message_bodies(page)).to_have_text(["before the archive"])
+    expect(lobby.locator(f"#my-rooms [data-room='{room}']")).to_have_count(0)
+    expect(bruno.locator(f"#rooms-nav [data-room='{room}']")).to_have_count(0)
+    lobby.reload()
+    lobby.get_by_text("Archived rooms").click()
+    expect(lobby.locator(".lobby__archived").get_by_role("link", name=room, exact=True)).to_have_count(1)
+
+    ada.get_by_role("button", name="Unarchive room").click()
+    expect(bruno.locator("#composer")).to_be_visible()
+    expect(bruno.locator("#room-archived")).to_be_hidden()
+    expect(lobby.locator(f"#my-rooms [data-room='{room}']")).to_have_count(1)
+    send(bruno, "after the archive")
+    expect(message_bodies(ada).last).to_have_text("after the archive")
 
 
 def test_typing_and_presence_show(app, open_page, room):

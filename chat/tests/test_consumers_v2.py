@@ -340,3 +340,27 @@ async def test_members_rename_a_public_room_and_set_its_topic_live_but_not_a_pri
         assert (error["code"], error["request_id"]) == (code, code)
     rooms = await database_sync_to_async(lambda: {r.slug: (r.name, r.topic) for r in Room.objects.all()})()
     assert rooms == {"lobby": ("lobby", "Friday: release"), "secret": ("secret", "")}
+
+
+async def test_an_archived_room_is_announced_to_its_room_and_sidebars_and_refuses_messages(open_v2, make_user):
+    alice, bob = [await database_sync_to_async(make_user)(name) for name in ("alice", "bob")]
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    await database_sync_to_async(room_ensure)("other", bob)
+    await post("lobby", bob, 1)
+    shower, sidebar = await open_v2(bob), await open_v2(bob)
+    first = await subscribe(shower, "lobby")
+    assert first["archived"] is False
+    await subscribe(sidebar, "other")
+    room = await database_sync_to_async(Room.objects.get)(slug="lobby")
+    await database_sync_to_async(services.room_archive)(room=room, actor=alice)
+    shown = await until_frame(shower, "room_changed")
+    listed = await until_frame(sidebar, "room_changed")
+    for changed in (shown, listed):
+        assert (changed["room"], changed["archived"]) == ("lobby", True)
+    await shower.send_json_to({"type": "send", "room": "lobby", "body": "too late", "client_id": "c1"})
+    error = await until_frame(shower, "error")
+    assert (error["code"], error["client_id"]) == ("forbidden", "c1") and "archived" in error["detail"]
+    again = await subscribe(shower, "lobby", after=first["cseq"])
+    assert again["archived"] is True
+    assert [c["archived"] for c in again["changes"] if c["type"] == "room_changed"] == [True]
+    assert await database_sync_to_async(Message.objects.count)() == 1

@@ -408,3 +408,86 @@ def test_mentions_match_members_ignoring_case_when_unambiguous(
     monkeypatch.setattr(services.events, "user_mentioned", lambda user_id, message: mentioned.append(user_id))
     services.message_create(room=room, author=alice, body=body)
     assert set(mentioned) == {users[name].pk for name in expected}
+
+
+# Archiving.
+
+
+def test_only_the_creator_or_staff_archive_a_room_and_never_a_dm(alice, bob, make_user, sent):
+    from django.core.exceptions import PermissionDenied
+
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    with pytest.raises(PermissionDenied):
+        services.room_archive(room=room, actor=bob)
+    assert not Room.objects.get().is_archived
+    services.room_archive(room=room, actor=make_user("root", is_staff=True))
+    room.refresh_from_db()
+    assert room.is_archived and room.changed_cseq == room.last_cseq
+    services.room_archive(room=room, actor=alice)  # archived already: nothing changes
+    assert kinds(sent, events.ROOM_CHANGED) == [events.ROOM_CHANGED] * 2  # the room's and the sidebars'
+    assert {data["archived"] for kind, data in sent if kind == events.ROOM_CHANGED} == {True}
+    direct = services.room_open_direct(user=alice, username="bob")
+    with pytest.raises(ValidationError):
+        services.room_archive(room=direct, actor=alice)
+
+
+def test_an_archived_room_refuses_every_change_and_keeps_its_history(alice, bob):
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    message, _ = services.message_create(room=room, author=alice, body="before")
+    services.room_archive(room=room, actor=alice)
+    room.refresh_from_db()
+    before = (room.last_seq, room.last_cseq)
+    changes = [
+        lambda: services.message_create(room=room, author=bob, body="after"),
+        lambda: services.message_create_many([{"room": room, "author": bob, "body": "after"}]),
+        lambda: services.message_edit(room=room, actor=alice, message_id=message.pk, body="changed"),
+        lambda: services.message_delete(room=room, actor=alice, message_id=message.pk),
+        lambda: services.reaction_add(room=room, actor=bob, message_id=message.pk, emoji="👍"),
+        lambda: services.room_update(room=room, actor=alice, topic="new topic"),
+    ]
+    for change in changes:
+        with pytest.raises(services.RoomArchived):
+            change()
+    room.refresh_from_db()
+    assert (room.last_seq, room.last_cseq, room.topic) == (*before, "")
+    assert list(Message.objects.values_list("body", "is_deleted")) == [("before", False)]
+    assert not Message.objects.get().reactions
+    services.room_archive(room=room, actor=alice, archived=False)
+    services.message_create(room=room, author=bob, body="after")
+    assert Message.objects.count() == 2
+
+
+def test_a_batch_with_an_archived_room_stores_the_other_rooms_messages(alice):
+    from chat.realtime.batches import store_batch
+
+    lobby, _ = services.room_create(slug="lobby", user=alice)
+    old, _ = services.room_create(slug="old", user=alice)
+    services.room_archive(room=old, actor=alice)
+    batch = [(lambda: None, {"room": room, "author": alice, "body": body}, None)
+             for room, body in [(lobby, "one"), (old, "refused"), (lobby, "two")]]
+    results = store_batch(batch)
+    assert isinstance(results[1], services.RoomArchived)
+    assert [result[0].seq for result in (results[0], results[2])] == [1, 2]
+    assert list(Message.objects.values_list("room__slug", "body")) == [("lobby", "one"), ("lobby", "two")]
+
+
+def test_archived_rooms_leave_room_lists_and_come_back_to_members_when_unarchived(alice, bob, sent):
+    from chat.domain import selectors
+
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_create(slug="other", user=bob)
+    services.room_join(slug="lobby", user=bob)
+    room = services.room_archive(room=room, actor=alice)
+    assert [m.room.slug for m in selectors.room_list_for_user(bob)] == ["other"]
+    assert selectors.room_summaries_for_user(bob, 10)[1] == 1
+    assert [r.slug for r in selectors.room_list_public()] == ["other"]
+    assert [r.slug for r in selectors.room_list_archived(bob)] == ["lobby"]
+    changes, _ = selectors.change_list(room=room, after=0)
+    assert changes[-1] == selectors.RoomChange(room.changed_cseq, "lobby", "", True)
+    sent.clear()
+    services.room_archive(room=room, actor=alice, archived=False)
+    added = [data["room"]["room"] for kind, data in sent if kind == events.ROOM_ADDED]
+    assert sorted(added) == ["lobby", "lobby"]
+    assert [r.slug for r in selectors.room_list_archived(bob)] == []

@@ -326,3 +326,33 @@ def test_a_permalink_serves_the_room_page_opened_at_the_message(alice_client):
     assert (config["slug"], config["focusSeq"]) == ("lobby", 7)
     assert json.loads(re.search(r'id="room-config"[^>]*>(.*?)</script>',
                                 alice_client.get("/chat/lobby/").content.decode()).group(1))["focusSeq"] is None
+
+
+def test_the_creator_archives_a_room_from_its_page_and_the_lobby_lists_it_apart(alice_client, client, make_user):
+    alice = get_user_model().objects.get(username="alice")
+    room, _ = services.room_create(slug="old", user=alice)
+    url = reverse("chat:archive", args=["old"])
+    page = alice_client.get(reverse("chat:room", args=["old"])).content.decode()
+    assert url in page and 'id="room-archived" class="room__archived" role="status" hidden' in page
+    response = alice_client.post(url, {"archived": "1"})
+    assert response.status_code == 302 and Room.objects.get().is_archived
+    page = alice_client.get(reverse("chat:room", args=["old"])).content.decode()
+    assert 'id="room-archived" class="room__archived" role="status">' in page
+    lobby = alice_client.get("/").content.decode()
+    archived = lobby[lobby.index("Archived rooms"):]
+    assert 'href="/chat/old/"' in archived and 'data-room="old"' not in lobby[:lobby.index("Archived rooms")]
+    alice_client.post(url, {"archived": "0"})
+    assert not Room.objects.get().is_archived
+
+
+def test_only_the_creator_or_staff_may_archive_a_room(client, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    services.room_create(slug="lobby", user=alice)
+    client.force_login(bob)
+    url = reverse("chat:archive", args=["lobby"])
+    assert url not in client.get(reverse("chat:room", args=["lobby"])).content.decode()
+    assert client.post(url, {"archived": "1"}).status_code == 403
+    assert not Room.objects.get().is_archived
+    client.force_login(make_user("root", is_staff=True))
+    assert client.post(url, {"archived": "1"}).status_code == 302
+    assert Room.objects.get().is_archived

@@ -12,6 +12,7 @@ urlpatterns = [
     path("chat/<str:slug>/members/", views.members, name="members"),
     path("chat/<str:slug>/members.json", views.member_search, name="member_search"),
     path("chat/<str:slug>/leave/", views.room_leave, name="leave"),
+    path("chat/<str:slug>/archive/", views.room_archive, name="archive"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
     path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),

@@ -118,6 +118,7 @@ def index(request):
     memberships, public_rooms = _room_lists(request.user)
     context = {
         "form": form, "memberships": memberships, "public_rooms": public_rooms,
+        "archived_rooms": selectors.room_list_archived(request.user),
         "lobby_config": _socket_config(request.user),
     }
     return render(request, "chat/index.html", context, status=400 if form.errors else 200)
@@ -161,6 +162,7 @@ def room(request, slug, seq=None):
         "emojiUrl": reverse("chat:emoji"),
         "focusSeq": seq,
         "membersUrl": reverse("chat:member_search", args=[room.slug]),
+        "archived": room.is_archived,
     }
     context = {
         "room": room,
@@ -169,6 +171,7 @@ def room(request, slug, seq=None):
         # Open, the page has joined the room (its socket does): anyone may leave but a private room's creator.
         "can_leave": not room.is_direct and not (room.is_private and room.created_by_id == request.user.pk),
         "can_edit": not room.is_direct and (not room.is_private or room.created_by_id == request.user.pk),
+        "can_archive": not room.is_direct and (room.created_by_id == request.user.pk or request.user.is_staff),
         "members": selectors.room_member_names(room) if room.is_private else None,
         "member_form": MemberForm() if can_manage else None,
     }
@@ -238,6 +241,20 @@ def room_leave(request, slug):
         return _refused(request, error)
     messages.success(request, f"You left #{room.slug}.")
     return redirect("chat:index")
+
+
+@login_required
+@require_POST
+def room_archive(request, slug):
+    """Archive a room (archived=1) or unarchive it (archived=0), for its creator or staff."""
+    archived = request.POST.get("archived") != "0"
+    try:
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
+        services.room_archive(room=room, actor=request.user, archived=archived)
+    except (ValidationError, PermissionDenied, Room.DoesNotExist) as error:
+        return _refused(request, error)
+    messages.success(request, f"#{room.slug} was {'archived' if archived else 'unarchived'}.")
+    return redirect("chat:room", slug=room.slug)
 
 
 # The composer offers this many names for an @ typed so far.

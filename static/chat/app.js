@@ -56,6 +56,11 @@ const userHandlers = new Map([
   ["room_read", (frame) => rooms.read(frame)],
   ["room_added", ({ room }) => rooms.add(room)],
   ["room_removed", ({ room }) => rooms.remove(room)],
+  // The room shown gets its own, as a room event; the others', for the sidebar, come as activity.
+  ["room_changed", (frame) => {
+    rooms.changed(frame);
+    if (frame.room === view?.slug) view.receive(frame);
+  }],
   ["notification", (frame) => notifier.notify(frame)],
 ]);
 

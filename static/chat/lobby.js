@@ -36,6 +36,7 @@ const handlers = new Map([
   ["room_read", (frame) => rooms.read(frame)],
   ["room_added", ({ room }) => rooms.add(room)],
   ["room_removed", ({ room }) => rooms.remove(room)],
+  ["room_changed", (frame) => rooms.changed(frame)],
   ["notification", (frame) => notifier.notify(frame)],
 ]);
 

@@ -80,6 +80,17 @@ export class RoomList {
     this.#changed();
   }
 
+  /** Apply a room's new name or archived state (a room_changed): an archived room leaves the lists. */
+  changed({ room: slug, name, archived }) {
+    if (archived) {
+      this.others?.querySelector(`[data-room="${CSS.escape(slug)}"]`)?.remove();
+      if (this.#rooms.has(slug)) this.remove(slug);
+      return;
+    }
+    const link = this.#rooms.get(slug)?.element.querySelector("a");
+    if (link && typeof name === "string") link.textContent = name;
+  }
+
   /** Count a new message of one of the rooms (a room_activity, or a message of the room shown); repeats are ignored. */
   activity({ room: slug, seq, author }) {
     const room = this.#rooms.get(slug);

@@ -49,6 +49,14 @@ export class RoomView {
     this.onRenamed = onRenamed;
     this.nameElement = byId("room-name");
     this.topicElement = byId("room-topic");
+    this.archivedElements = {
+      banner: byId("room-archived"),
+      archive: byId("room-archive"),
+      unarchive: byId("room-unarchive"),
+      edit: byId("room-edit"),
+      editForm: byId("room-edit-form"),
+      list: byId("messages"),
+    };
     this.form = byId("composer");
     // Busy until the room's view has come: screen readers wait, and so do the browser tests.
     this.scroller = byId("message-scroller");
@@ -94,6 +102,8 @@ export class RoomView {
       if (this.#subscribed) this.socket.request({ type: "room_update", room: this.slug, ...fields });
     });
     setupTypingSender(this.textarea, (frame) => this.#send(frame));
+    confirmSubmit(this.archivedElements.archive);
+    this.#showArchived(Boolean(config.archived));
     this.handlers = new Map([
       ["subscribed", (frame) => this.#welcome(frame)],
       ["message", (frame) => this.#live(frame)],
@@ -199,7 +209,7 @@ export class RoomView {
   }
 
   /** Show the room's name and topic as of change `cseq` (a view, a live change or a replayed one), unless older. */
-  #showRoom({ name, topic, cseq }) {
+  #showRoom({ name, topic, archived, cseq }) {
     if (Number.isInteger(cseq)) {
       if (cseq <= this.#roomCseq) return;
       this.#roomCseq = cseq;
@@ -211,6 +221,22 @@ export class RoomView {
     if (typeof topic === "string") {
       this.topicElement.textContent = topic;
       this.topicElement.hidden = topic === "";
+    }
+    if (typeof archived === "boolean") this.#showArchived(archived);
+  }
+
+  /** Show the room as read-only while archived: no composer, no message actions, the right archive button. */
+  #showArchived(archived) {
+    const { banner, archive, unarchive, edit, editForm, list } = this.archivedElements;
+    banner.hidden = !archived;
+    this.form.hidden = archived;
+    list.classList.toggle("message-list--readonly", archived);
+    if (archive) archive.hidden = archived;
+    if (unarchive) unarchive.hidden = !archived;
+    if (edit) edit.hidden = archived;
+    if (archived) {
+      this.editor.cancel();
+      if (editForm) editForm.hidden = true;
     }
   }
 
@@ -279,6 +305,13 @@ export class RoomView {
     if (!window.confirm("Delete this message?")) return;
     if (!this.#send({ type: "delete", id })) this.notice.show("Not connected: the message was not deleted.");
   }
+}
+
+/** Ask before a form with a data-confirm question is sent (absent forms are skipped). */
+function confirmSubmit(form) {
+  form?.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
 }
 
 /** Wire the room's name-and-topic form (absent when the user may not change them): onSave({name, topic}). */
