@@ -292,6 +292,8 @@ CHAT_CHANGE_RATE = env_rate("CHAT_CHANGE_RATE", "20/10")
 CHAT_FLOOD_FACTOR = int(os.environ.get("CHAT_FLOOD_FACTOR", "3"))
 CHAT_REACTION_RATE = env_rate("CHAT_REACTION_RATE", "30/10")  # reactions added or removed, per user
 CHAT_TYPING_RATE = env_rate("CHAT_TYPING_RATE", "2/1")  # per user
+# Seconds an invite link to a private room stays valid (chat/domain/invites.py); its creator can revoke it sooner.
+CHAT_INVITE_MAX_AGE = int(os.environ.get("CHAT_INVITE_MAX_AGE", str(7 * 24 * 3600)))
 CHAT_ROOM_CREATION_RATE = env_rate("CHAT_ROOM_CREATION_RATE", "10/3600")  # per user
 CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per username, and 4x per address
 CHAT_SIGNUP_RATE = env_rate("CHAT_SIGNUP_RATE", "5/3600")  # per address

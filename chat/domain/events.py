@@ -113,11 +113,12 @@ def room_read(user_id, room, *, last_read_seq, unread):
     )
 
 
-def room_added(user, room, *, unread=0):
-    """Tell a user's sockets that a room joined their sidebar."""
-    _sender().user_event_on_commit(
-        user.pk, ROOM_ADDED, {"room": room_summary(room, user, unread=unread), "room_id": room.pk},
-    )
+def room_added(user, room, *, unread=0, added_by=None):
+    """Tell a user's sockets that a room joined their sidebar (`added_by` names who added them, if someone did)."""
+    data = {"room": room_summary(room, user, unread=unread), "room_id": room.pk}
+    if added_by is not None:
+        data["added_by"] = added_by.username
+    _sender().user_event_on_commit(user.pk, ROOM_ADDED, data)
 
 
 def room_change(room):

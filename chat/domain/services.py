@@ -112,7 +112,8 @@ def membership_add(*, room, actor, username):
     user = get_user_model().objects.get(username=username, is_active=True)
     membership, created = Membership.objects.get_or_create(room=room, user=user)
     if created:
-        events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
+        unread = selectors.room_unread_count(room=room, user=user, after=0)
+        events.room_added(user, room, unread=unread, added_by=actor)
     return membership
 
 

@@ -393,6 +393,8 @@ class RoomRead(ServerFrame, tag="room_read"):
 
 class RoomAdded(ServerFrame, tag="room_added"):
     room: RoomSummary
+    # Who added the user to a private room; absent when they joined or created it themselves.
+    added_by: str | None = None
 
 
 class RoomRemoved(ServerFrame, tag="room_removed"):

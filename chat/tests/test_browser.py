@@ -560,6 +560,39 @@ def test_a_non_member_cannot_open_a_private_room(app, open_page, room):
     expect(dmitri.locator("#messages")).to_have_count(0)
 
 
+def test_an_invite_link_lets_another_user_join_a_private_room_and_an_added_member_is_told_live(
+    app, open_page, room
+):
+    ada = open_page(app, "ada")
+    ada.get_by_label("Room name").fill(room)
+    ada.get_by_label("Private").check()
+    ada.get_by_role("button", name="Open room").click()
+    expect(ada.locator("#connection-status")).to_have_text("Connected")
+    ada.get_by_role("button", name="Create invite link").click()
+    link = ada.get_by_label("Invite link").input_value()
+    assert "/invite/" in link
+
+    dmitri = open_page(app, "dmitri")
+    dmitri.goto(link)
+    dmitri.get_by_role("button", name="Join room").click()
+    expect(dmitri).to_have_url(re.compile(f"/chat/{room}/$"))
+    expect(dmitri.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
+    expect(dmitri.locator("#rooms-nav").get_by_role("link", name=room, exact=True)).to_have_count(1)
+
+    chloe = open_page(app, "chloe")  # on the lobby
+    ada.get_by_label("Add member").fill("chloe")
+    ada.get_by_role("button", name="Add", exact=True).click()
+    expect(chloe.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(1)
+    expect(chloe.locator("#toasts")).to_contain_text(f"ada added you to {room}")
+
+    ada.get_by_role("button", name="Revoke invite links").click()
+    expect(ada.get_by_role("button", name="Create invite link")).to_be_visible()
+    bruno = open_page(app, "bruno")
+    assert bruno.goto(link).status == 400
+    expect(bruno.get_by_text("This invite link was revoked")).to_be_visible()
+    assert bruno.goto(f"/chat/{room}/").status == 403
+
+
 def test_opening_an_unknown_room_asks_before_creating_it(app, open_page, room):
     ada = open_page(app, "ada")
     response = ada.goto(f"/chat/{room}/")

@@ -311,7 +311,7 @@ def test_adding_an_unknown_user_changes_nothing(alice):
 def test_removal_tells_the_removed_users_sockets_after_commit(alice, bob, sent):
     room, _ = services.room_create(slug="secret", user=alice, private=True)
     services.membership_add(room=room, actor=alice, username="bob")
-    assert sent[-1] == ("room_added", {"room": events.room_summary(room, bob), "room_id": room.pk})
+    assert sent[-1] == ("room_added", {"room": events.room_summary(room, bob), "room_id": room.pk, "added_by": "alice"})
     services.membership_remove(room=room, actor=alice, username="bob")
     assert sent[-1] == ("room_removed", {"room": "secret", "room_id": room.pk})
     assert not Membership.objects.filter(room=room, user=bob).exists()

@@ -13,7 +13,9 @@ urlpatterns = [
     path("chat/<str:slug>/members.json", views.member_search, name="member_search"),
     path("chat/<str:slug>/leave/", views.room_leave, name="leave"),
     path("chat/<str:slug>/archive/", views.room_archive, name="archive"),
+    path("chat/<str:slug>/invite/", views.invite_links, name="invite_links"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
+    path("invite/<str:token>/", views.invite, name="invite"),
     path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),
 ]

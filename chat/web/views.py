@@ -16,7 +16,7 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat.domain import selectors, services
+from chat.domain import invites, selectors, services
 from chat.domain.models import Room
 from chat.platform.limits import Limit, LimitExceeded
 from chat.realtime import build, protocol
@@ -174,6 +174,7 @@ def room(request, slug, seq=None):
         "can_archive": not room.is_direct and (room.created_by_id == request.user.pk or request.user.is_staff),
         "members": selectors.room_member_names(room) if room.is_private else None,
         "member_form": MemberForm() if can_manage else None,
+        "invite_url": _invite_url(request, room) if can_manage else None,
     }
     context["memberships"], context["public_rooms"] = _room_lists(request.user)
     return render(request, "chat/room.html", context)
@@ -228,6 +229,47 @@ def members(request, slug):
         verb = "added to" if form.cleaned_data["action"] == "add" else "removed from"
         messages.success(request, f"{form.cleaned_data['username']} was {verb} the room.")
     return redirect("chat:room", slug=room.slug)
+
+
+def _invite_url(request, room):
+    token = invites.invite_token(room)
+    return request.build_absolute_uri(reverse("chat:invite", args=[token])) if token else None
+
+
+@login_required
+@require_POST
+def invite_links(request, slug):
+    """Turn a private room's invite links on (action=create) or revoke them all (action=revoke), for its creator."""
+    try:
+        room, _ = selectors.room_get_for_user(slug=slug, user=request.user)
+        if request.POST.get("action") == "revoke":
+            invites.invite_revoke(room=room, actor=request.user)
+            messages.success(request, "Every invite link to this room was revoked.")
+        else:
+            invites.invite_create(room=room, actor=request.user)
+    except (PermissionDenied, Room.DoesNotExist) as error:
+        return _refused(request, error)
+    return redirect("chat:room", slug=room.slug)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def invite(request, token):
+    """Offer to join the private room an invite link admits to; a POST joins it."""
+    try:
+        room = invites.invite_room(token)
+        if request.method == "POST":
+            invites.invite_accept(token=token, user=request.user)
+            return redirect("chat:room", slug=room.slug)
+    except ValidationError as error:
+        return _refused(request, error)
+    if room.memberships.filter(user=request.user).exists():
+        return redirect("chat:room", slug=room.slug)
+    context = {
+        "heading": f"Join {room.name}?", "button": "Join room", "action": request.path,
+        "text": f"You were invited to the private room {room.name}.",
+    }
+    return render(request, "chat/confirm.html", context)
 
 
 @login_required

@@ -54,7 +54,10 @@ const userHandlers = new Map([
   }],
   ["room_activity", (frame) => rooms.activity(frame)],
   ["room_read", (frame) => rooms.read(frame)],
-  ["room_added", ({ room }) => rooms.add(room)],
+  ["room_added", (frame) => {
+    rooms.add(frame.room);
+    notifier.added(frame);
+  }],
   ["room_removed", ({ room }) => rooms.remove(room)],
   // The room shown gets its own, as a room event; the others', for the sidebar, come as activity.
   ["room_changed", (frame) => {

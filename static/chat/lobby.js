@@ -34,7 +34,10 @@ const handlers = new Map([
   }],
   ["room_activity", (frame) => rooms.activity(frame)],
   ["room_read", (frame) => rooms.read(frame)],
-  ["room_added", ({ room }) => rooms.add(room)],
+  ["room_added", (frame) => {
+    rooms.add(frame.room);
+    notifier.added(frame);
+  }],
   ["room_removed", ({ room }) => rooms.remove(room)],
   ["room_changed", (frame) => rooms.changed(frame)],
   ["notification", (frame) => notifier.notify(frame)],

@@ -42,6 +42,12 @@ export class Notifier {
     }
   }
 
+  /** Tell the user that someone added them to a room (a room_added with added_by); joining themselves needs no word. */
+  added({ room, added_by: addedBy }) {
+    if (typeof addedBy !== "string" || typeof room?.room !== "string") return;
+    this.#toast(`${addedBy} added you to ${room.title}`, "", roomUrl(room.room));
+  }
+
   #toast(title, body, href) {
     const toast = document.createElement("div");
     toast.className = "toast";

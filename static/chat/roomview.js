@@ -103,6 +103,7 @@ export class RoomView {
     });
     setupTypingSender(this.textarea, (frame) => this.#send(frame));
     confirmSubmit(this.archivedElements.archive);
+    setupCopy(byId("invite-copy"), byId("invite-url"));
     this.#showArchived(Boolean(config.archived));
     this.handlers = new Map([
       ["subscribed", (frame) => this.#welcome(frame)],
@@ -305,6 +306,20 @@ export class RoomView {
     if (!window.confirm("Delete this message?")) return;
     if (!this.#send({ type: "delete", id })) this.notice.show("Not connected: the message was not deleted.");
   }
+}
+
+/** Copy the invite link to the clipboard on click (absent for those who cannot invite); select it if refused. */
+function setupCopy(button, input) {
+  if (!button || !input) return;
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(input.value);
+      button.textContent = "Copied";
+    } catch {
+      // Without clipboard access (an insecure origin, a refusal) the user copies the selected text.
+      input.select();
+    }
+  });
 }
 
 /** Ask before a form with a data-confirm question is sent (absent forms are skipped). */
