@@ -4,6 +4,7 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
+from chat.platform.limits import get_counter
 from chat.platform.redisclients import (
     RedisTarget, async_client, blocking_sentinel_pool_class, layer_host, sentinel_addresses, sync_client,
 )
@@ -93,3 +94,8 @@ def test_the_layer_host_is_the_url_or_the_sentinels_with_the_urls_options():
         "db": 3, "username": "app", "password": "pw", "ssl": True,
     }
 
+
+def test_the_limits_go_through_sentinel_when_it_is_set(settings):
+    settings.REDIS_URL = "redis://:pw@ignored/1"
+    settings.REDIS_SENTINELS = list(SENTINELS)
+    assert isinstance(get_counter().client.connection_pool, redis.sentinel.SentinelConnectionPool)
