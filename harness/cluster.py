@@ -6,7 +6,9 @@ from pathlib import Path
 
 import redis
 
-from harness.servers import WebClient, manage, project_env, rooms_create, start_daphne, start_redis, users_create
+from harness.servers import (
+    ServerGroup, WebClient, manage, project_env, rooms_create, start_daphne, start_redis, users_create,
+)
 
 # Generous limits: these runs are about faults, not about the abuse limits.
 TEST_LIMITS = {
@@ -28,7 +30,7 @@ def sqlite_database(directory):
     return url
 
 
-class Cluster:
+class Cluster(ServerGroup):
     """Redis and `size` daphne processes on `database_url`; close() stops every process whatever happened."""
 
     def __init__(self, directory, database_url, *, size=2, env=None, daphne_options=()):
@@ -37,17 +39,6 @@ class Cluster:
         self.size, self.extra_env, self.daphne_options = size, env or {}, daphne_options
         self.redis = None
         self.daphnes = []
-
-    def __enter__(self):
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def start(self):
         (self.directory / "redis").mkdir(parents=True, exist_ok=True)

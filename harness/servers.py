@@ -1,4 +1,4 @@
-"""Start and stop the real servers some tests need: redis-server, daphne, nginx."""
+"""Start and stop the real servers some tests need: redis-server (and Sentinel), daphne, nginx."""
 import asyncio
 import http.cookiejar
 import json
@@ -96,14 +96,56 @@ class Server:
             pass
 
 
-def start_redis(tmp_path):
-    """Start a private redis-server on a free port, keeping nothing on disk."""
+class ServerGroup:
+    """Start servers together in a with block; close() stops them on the way out, whatever happened."""
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        """Start every server of the group."""
+        raise NotImplementedError("subclasses of ServerGroup must provide a start() method")
+
+    def close(self):
+        """Stop every server the group started, including after a start that failed half-way."""
+        raise NotImplementedError("subclasses of ServerGroup must provide a close() method")
+
+
+def start_redis(tmp_path, *options, name="redis"):
+    """Start a private redis-server on a free port, keeping nothing on disk; `options` are more of its flags."""
     binary = require_binary("redis-server")
 
     def build(port):
         args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                "--dir", str(tmp_path)]
-        return Server(args, port, log_path=tmp_path / "redis.log")
+                "--dir", str(tmp_path), *options]
+        return Server(args, port, log_path=tmp_path / f"{name}.log")
+
+    return start_on_a_free_port(build)
+
+
+def start_sentinel(tmp_path, master_port, *, master_name, password, down_after_ms=500, failover_timeout_ms=3000):
+    """Start a private Redis Sentinel on a free port, watching the master on `master_port` alone (quorum 1)."""
+    binary = require_binary("redis-server")
+
+    def build(port):
+        # Sentinel rewrites its config file as it learns of replicas and failovers: each its own file.
+        config = tmp_path / f"sentinel-{port}.conf"
+        config.write_text("\n".join([
+            f"port {port}", "bind 127.0.0.1", f"dir {tmp_path}",
+            f"sentinel monitor {master_name} 127.0.0.1 {master_port} 1",
+            f"sentinel auth-pass {master_name} {password}",
+            f"sentinel down-after-milliseconds {master_name} {down_after_ms}",
+            f"sentinel failover-timeout {master_name} {failover_timeout_ms}",
+        ]) + "\n")
+        return Server([binary, str(config), "--sentinel"], port, log_path=tmp_path / f"sentinel-{port}.log")
 
     return start_on_a_free_port(build)
 

@@ -4,10 +4,12 @@ Every setting has a safe development default; see the README's settings table.
 """
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+# Safe this early: the module imports nothing of Django, the app or redis-py at import time.
+from chat.platform.redisclients import RedisTarget, layer_host, sentinel_addresses
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -98,49 +100,38 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# With Sentinels every Redis client (chat/platform/redisclients.py) asks them for the master's
+# address; REDIS_URL then gives only the database, user, password and TLS.
+REDIS_SENTINELS = sentinel_addresses(os.environ.get("REDIS_SENTINELS", ""))
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "mymaster")
+# redis-py's pool allows 100 connections by default, which a busy process
+# exhausts (handshakes then fail with HTTP 500).
+REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000"))
 # daphne closes every websocket after this many seconds (deploy/ passes it as
 # --websocket_timeout); a group membership must outlive its socket, or a
 # long-lived socket silently stops receiving its room.
 DAPHNE_WEBSOCKET_TIMEOUT = int(os.environ.get("DAPHNE_WEBSOCKET_TIMEOUT", "86400"))
 
 
-def redis_layer_host(url):
-    """Return the channels-redis host entry for `url`, through Sentinel when REDIS_SENTINELS is set."""
-    # redis-py's pool allows 100 connections by default, which a busy process
-    # exhausts (handshakes then fail with HTTP 500).
-    host = {"max_connections": int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000"))}
-    sentinels = env_list("REDIS_SENTINELS")
-    if not sentinels:
-        return {"address": url, **host}
-    parsed = urlsplit(url)
-    host.update(
-        master_name=os.environ.get("REDIS_SENTINEL_MASTER", "mymaster"),
-        sentinels=[(name, int(port)) for name, _, port in (item.rpartition(":") for item in sentinels)],
-        db=int(parsed.path.strip("/") or 0),
-        username=parsed.username,
-        password=parsed.password,
-        ssl=parsed.scheme == "rediss",
-    )
-    return host
-
-
 if REDIS_URL:
     # pubsub publishes once per room message and each process fans out
     # locally; the measurement in bench/layer_fanout.py (README) chose it.
     CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER", "pubsub")
+    _redis_target = RedisTarget(REDIS_URL, tuple(REDIS_SENTINELS), REDIS_SENTINEL_MASTER)
+    _layer_host = layer_host(_redis_target, REDIS_MAX_CONNECTIONS)
     if CHANNEL_LAYER_BACKEND == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                 # Subscriptions live as long as the socket: no group expiry to set.
-                "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)]},
+                "CONFIG": {"hosts": [_layer_host]},
             }
         }
     elif CHANNEL_LAYER_BACKEND == "core":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "group_expiry": DAPHNE_WEBSOCKET_TIMEOUT},
+                "CONFIG": {"hosts": [_layer_host], "group_expiry": DAPHNE_WEBSOCKET_TIMEOUT},
             }
         }
     else:

@@ -15,6 +15,7 @@ from functools import cache
 from django.conf import settings
 
 from chat.platform.outages import Outage
+from chat.platform.redisclients import RedisTarget, sync_client
 
 logger = logging.getLogger(__name__)
 redis_outage = Outage("Redis (limits)", logger)
@@ -33,11 +34,9 @@ return {count, redis.call('PTTL', KEYS[1])}
 class RedisCounter:
     """Windows shared by every server process: one Redis key per window, expiring with it."""
 
-    def __init__(self, url):
-        import redis
-
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    def __init__(self, target):
+        self.client = sync_client(
+            target, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self.script = self.client.register_script(_HIT)
 
@@ -97,13 +96,13 @@ class MemoryCounter:
 
 
 @cache
-def _counter(redis_url):
-    return RedisCounter(redis_url) if redis_url else MemoryCounter()
+def _counter(target):
+    return RedisCounter(target) if target.url else MemoryCounter()
 
 
 def get_counter():
     """Return the window counter the settings choose."""
-    return _counter(settings.REDIS_URL)
+    return _counter(RedisTarget.from_settings())
 
 
 def _unless_redis_fails(count):

@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 
 from chat.domain import events
 from chat.platform.outages import Outage
+from chat.platform.redisclients import RedisTarget, async_client
 from chat.realtime.broadcast import room_send
 
 logger = logging.getLogger(__name__)
@@ -165,24 +166,21 @@ return gone
 class RedisPresence(BasePresence):
     """Presence shared by every server process through Redis."""
 
-    def __init__(self, ttl, url=None, prefix="chat:presence"):
+    def __init__(self, ttl, target=None, prefix="chat:presence"):
         super().__init__(ttl)
-        self.url = url or settings.REDIS_URL
+        self.target = target or RedisTarget.from_settings()
         self.prefix = prefix
         # redis.asyncio clients belong to the event loop that made them.
         self._clients = weakref.WeakKeyDictionary()
 
     def _client(self):
-        import redis.asyncio
-
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url, decode_responses=True, max_connections=REDIS_MAX_CONNECTIONS,
+            client = async_client(
+                self.target, decode_responses=True, max_connections=REDIS_MAX_CONNECTIONS,
                 timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
-            client = redis.asyncio.Redis(connection_pool=pool)
             self._clients[loop] = (
                 client,
                 client.register_script(_CONNECT),
@@ -233,13 +231,13 @@ class RedisPresence(BasePresence):
 
 
 @cache
-def _presence(backend, ttl, redis_url):
+def _presence(backend, ttl, redis_target):
     return import_string(backend)(ttl=ttl)
 
 
 def get_presence():
     """Return the presence store the settings choose."""
-    return _presence(settings.CHAT_PRESENCE_BACKEND, settings.CHAT_PRESENCE_TTL, settings.REDIS_URL)
+    return _presence(settings.CHAT_PRESENCE_BACKEND, settings.CHAT_PRESENCE_TTL, RedisTarget.from_settings())
 
 
 class ProcessPresence:

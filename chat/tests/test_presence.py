@@ -59,9 +59,10 @@ async def test_a_user_with_one_live_connection_is_not_swept(store):
 
 
 async def test_an_unreachable_redis_counts_nobody_online_instead_of_failing():
+    from chat.platform.redisclients import RedisTarget
     from chat.realtime.presence import RedisPresence
     from harness.servers import free_port
 
-    store = RedisPresence(ttl=1, url=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    store = RedisPresence(ttl=1, target=RedisTarget(f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens there
     assert await store.online_counts([1, 2]) == {}
     assert await store.online(1) == []
