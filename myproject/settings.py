@@ -3,6 +3,7 @@
 Every setting has a safe development default; see the README's settings table.
 """
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -283,6 +284,11 @@ CHAT_CHANGE_RATE = env_rate("CHAT_CHANGE_RATE", "20/10")
 CHAT_FLOOD_FACTOR = int(os.environ.get("CHAT_FLOOD_FACTOR", "3"))
 CHAT_REACTION_RATE = env_rate("CHAT_REACTION_RATE", "30/10")  # reactions added or removed, per user
 CHAT_TYPING_RATE = env_rate("CHAT_TYPING_RATE", "2/1")  # per user
+# The PostgreSQL text search configuration of the message index, read when its migration runs:
+# "simple" (no stemming) suits every language; "english" and others stem their own.
+CHAT_SEARCH_CONFIG = os.environ.get("CHAT_SEARCH_CONFIG", "simple")
+if not re.fullmatch(r"[a-z_]+", CHAT_SEARCH_CONFIG):
+    raise ImproperlyConfigured("CHAT_SEARCH_CONFIG names a PostgreSQL text search configuration, such as 'simple'.")
 # Seconds an invite link to a private room stays valid (chat/domain/invites.py); its creator can revoke it sooner.
 CHAT_INVITE_MAX_AGE = int(os.environ.get("CHAT_INVITE_MAX_AGE", str(7 * 24 * 3600)))
 CHAT_ROOM_CREATION_RATE = env_rate("CHAT_ROOM_CREATION_RATE", "10/3600")  # per user

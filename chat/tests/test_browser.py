@@ -593,6 +593,33 @@ def test_an_invite_link_lets_another_user_join_a_private_room_and_an_added_membe
     assert bruno.goto(f"/chat/{room}/").status == 403
 
 
+def test_search_finds_a_message_and_opens_the_room_at_it_and_ctrl_k_switches_rooms(app, open_page, room):
+    other = f"{room}-other"
+    app.seed(other, [("bruno", "nothing to see")])
+    app.seed(room, [("bruno", f"filler {n}") for n in range(1, 121)] + [("bruno", "the kingfisher came back")])
+    app.seed(room, [("bruno", "the kingfisher <b>left</b>")] + [("bruno", f"later {n}") for n in range(1, 121)])
+    ada = open_page(app, "ada")
+    enter_room(ada, other)
+    ada.get_by_label("Search messages").fill(f"kingfisher in:{room}")
+    ada.get_by_label("Search messages").press("Enter")
+    results = ada.locator(".search__result")
+    expect(results).to_have_count(2)
+    expect(results.first.locator("mark")).to_have_text("kingfisher")
+    expect(results.first.locator(".search__snippet")).to_contain_text("<b>left</b>")  # as typed, escaped
+    expect(ada.locator(".search__chips")).to_contain_text(f"in:{room}")
+    results.nth(1).get_by_role("link", name=re.compile(r"\d{4}-\d{2}-\d{2}")).click()
+    target = ada.locator("#messages > .message.message--focused")
+    expect(target.locator(".message__body")).to_have_text("the kingfisher came back")
+
+    # Ctrl+K, a few letters, Enter: the other room, in place.
+    ada.keyboard.press("Control+k")
+    ada.get_by_role("combobox", name="Room or person").fill(other[-8:])
+    expect(ada.get_by_role("option")).to_have_count(1)
+    ada.keyboard.press("Enter")
+    expect(ada).to_have_url(re.compile(f"/chat/{other}/$"))
+    expect(message_bodies(ada)).to_have_text(["nothing to see"])
+
+
 def test_opening_an_unknown_room_asks_before_creating_it(app, open_page, room):
     ada = open_page(app, "ada")
     response = ada.goto(f"/chat/{room}/")

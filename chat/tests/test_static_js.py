@@ -102,3 +102,21 @@ def test_emoji_whose_words_start_with_the_query_come_first():
     """)
     # "with" contains "th" without starting with it: offered, after the words that start with it.
     assert matched == [["👍", "🤔", "🧵", "🙄"], ["👍"], ["😀", "🤔"], []]
+
+
+def test_the_quick_switcher_matches_prefixes_first_then_anywhere_in_any_case():
+    result = run_module("matching.js", """
+        const rooms = [
+            {room: "dev-ops", title: "Dev Ops"}, {room: "general", title: "general"},
+            {room: "dm-1-2", title: "devon"}, {room: "random", title: "Random devs"},
+        ];
+        const names = (typed, limit) => module.matchRooms(rooms, typed, limit).map((room) => room.title);
+        console.log(JSON.stringify([names("DEV"), names(""), names("zzz"), names("dev", 1), names("  gen ")]));
+    """)
+    assert result == [
+        ["Dev Ops", "devon", "Random devs"],
+        ["Dev Ops", "general", "devon", "Random devs"],
+        [],
+        ["Dev Ops"],
+        ["general"],
+    ]

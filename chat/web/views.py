@@ -16,7 +16,8 @@ from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat.domain import invites, selectors, services
+from chat.domain import invites, search, selectors, services
+from chat.domain.events import timestamp
 from chat.domain.models import Room
 from chat.platform.limits import Limit, LimitExceeded
 from chat.realtime import build, protocol
@@ -299,6 +300,18 @@ def room_archive(request, slug):
     return redirect("chat:room", slug=room.slug)
 
 
+@login_required
+@require_GET
+def room_list(request):
+    """Answer the user's rooms and direct messages, most recently active first, for the quick switcher."""
+    memberships = selectors.room_list_for_user(request.user)
+    return JsonResponse({"rooms": [
+        {"room": m.room.slug, "title": m.room.title_for(request.user), "private": m.room.is_private,
+         "direct": m.room.is_direct, "unread": m.unread}
+        for m in memberships
+    ]})
+
+
 # The composer offers this many names for an @ typed so far.
 MEMBER_MATCHES = 8
 
@@ -350,3 +363,60 @@ def _emoji_choices():
 def emoji_list(request):
     """Answer the emoji the reaction picker offers, with the words it searches."""
     return JsonResponse(_emoji_choices(), safe=False, json_dumps_params={"ensure_ascii": False})
+
+
+def _search(request):
+    """Return (query text, order, page number, results, has_more) of a search request; ValidationError if bad."""
+    text = request.GET.get("q", "").strip()
+    order = request.GET.get("order", "newest")
+    try:
+        page = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        raise ValidationError("page is a number from 1.") from None
+    query = search.search_parse(text)
+    if not query.terms and not query.filters:
+        return text, order, page, query, [], False
+    results, has_more = search.message_search(
+        user=request.user, query=query, order=order, offset=(page - 1) * search.PAGE_SIZE
+    )
+    return text, order, page, query, results, has_more
+
+
+@login_required
+@require_GET
+def search_page(request):
+    """Show the messages matching the search box's query that the user may read, newest first or by relevance."""
+    context = {"q": request.GET.get("q", ""), "order": request.GET.get("order", "newest"), "results": []}
+    try:
+        context["q"], context["order"], context["page"], query, results, context["has_more"] = _search(request)
+    except ValidationError as error:
+        context["error"] = " ".join(error.messages)
+        return render(request, "chat/search.html", context, status=400)
+    context["filters"] = query.filters
+    context["results"] = [(result, result.message.room.title_for(request.user)) for result in results]
+    return render(request, "chat/search.html", context)
+
+
+@login_required
+@require_GET
+def search_json(request):
+    """Answer the same search as JSON, for scripts: ?q=, ?order=newest|relevance, ?page=."""
+    try:
+        text, order, page, _, results, has_more = _search(request)
+    except ValidationError as error:
+        return _json_refused(error)
+    return JsonResponse({
+        "q": text, "order": order, "page": page, "has_more": has_more,
+        "results": [_search_result(result, request.user) for result in results],
+    })
+
+
+def _search_result(result, user):
+    message = result.message
+    return {
+        "room": message.room.slug, "room_title": message.room.title_for(user), "id": message.id, "seq": message.seq,
+        "author": message.author.username, "body": message.body, "snippet_html": result.snippet,
+        "created_at": timestamp(message.created_at), "edited_at": timestamp(message.edited_at),
+        "url": reverse("chat:message", args=[message.room.slug, message.seq]),
+    }
+
