@@ -49,6 +49,10 @@ def message_data(message):
         "edited_at": timestamp(message.edited_at),
         "client_id": message.client_id,
         "reactions": message.reactions or [],
+        "parent": message.parent_id,
+        "also_in_room": message.also_in_room,
+        "reply_count": message.reply_count,
+        "last_reply_at": timestamp(message.last_reply_at),
     }
 
 
@@ -64,6 +68,8 @@ def message_created(message):
     """Announce a new message to its room, its room's sidebars, and the other member of a direct room."""
     data = message_data(message)
     _sender().room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
+    if message.parent_id is not None and not message.also_in_room:
+        return  # a reply in its thread only: the room's followers hear of it (thread_replied), not its sidebars
     _sender().activity_on_commit(message.room_id, {
         "room": data["room"], "seq": message.seq, "author": data["author"], "last_message_at": data["created_at"],
     })
@@ -104,6 +110,12 @@ def user_mentioned(user_id, message):
     """Tell a user, wherever they are, that a message mentions them."""
     _sender().user_event_on_commit(user_id, NOTIFICATION, {"room": message.room.slug, "reason": "mention",
                                                            "message": message_data(message)})
+
+
+def thread_replied(user_id, reply):
+    """Tell a user who follows a thread, wherever they are, of a new reply in it."""
+    _sender().user_event_on_commit(user_id, NOTIFICATION, {"room": reply.room.slug, "reason": "thread",
+                                                           "message": message_data(reply)})
 
 
 def room_read(user_id, room, *, last_read_seq, unread):

@@ -88,6 +88,14 @@ class Message(models.Model):
     # The reactions as every frame shows them (Reaction holds who reacted), kept with the row so that a message is
     # read and replayed in one query; null until the first reaction (the fast insert leaves it out).
     reactions = models.JSONField(null=True, blank=True)
+    # A reply in the thread of `parent` (a message of the same room that is not a reply itself). Replies take
+    # the room's seqs and cseqs like any message, and show in the room too only when `also_in_room`.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="replies")
+    # Defaults in the database too: the hand-written inserts of chat.domain.services leave these out.
+    also_in_room = models.BooleanField(default=False, db_default=False)
+    # A parent's thread as the room shows it, kept with the row (each reply changes it under the parent's cseq).
+    reply_count = models.PositiveIntegerField(default=0, db_default=0)
+    last_reply_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -103,6 +111,19 @@ class Message(models.Model):
 
     def __str__(self):
         return f"{self.room}#{self.seq}"
+
+
+class ThreadFollow(models.Model):
+    """A user who is told of new replies in a message's thread: its participants, and whoever follows it."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="follows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="thread_follows")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="thread_follow_unique")]
+
+    def __str__(self):
+        return f"{self.user_id} follows {self.message}"
 
 
 class Reaction(models.Model):

@@ -32,6 +32,33 @@ PLAIN_SNIPPET_CHARS = 200
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 
 
+# SQLite's index (migration 0007) is kept in step with chat_message by triggers, so that every way of writing a
+# message (the ORM, the hand-written inserts) updates it in the same transaction.
+SQLITE_TRIGGERS = {
+    "chat_message_fts_insert": "AFTER INSERT ON chat_message BEGIN"
+    " INSERT INTO chat_message_fts(rowid, body) VALUES (new.id, new.body); END",
+    "chat_message_fts_delete": "AFTER DELETE ON chat_message BEGIN"
+    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body) VALUES ('delete', old.id, old.body); END",
+    "chat_message_fts_update": "AFTER UPDATE OF body ON chat_message BEGIN"
+    " INSERT INTO chat_message_fts(chat_message_fts, rowid, body) VALUES ('delete', old.id, old.body);"
+    " INSERT INTO chat_message_fts(rowid, body) VALUES (new.id, new.body); END",
+}
+
+
+def sqlite_index_ensure(db):
+    """Make SQLite's search triggers where they are missing, and rebuild the index then; return whether it did."""
+    # A migration that rebuilds chat_message (SQLite alters a table by copying it) drops its triggers with it.
+    with db.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name LIKE 'chat_message_fts%'")
+        present = {name for (name,) in cursor.fetchall()}
+        if "chat_message_fts" not in present or present >= set(SQLITE_TRIGGERS):
+            return False
+        for name, definition in SQLITE_TRIGGERS.items():
+            cursor.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {definition}")
+        cursor.execute("INSERT INTO chat_message_fts(chat_message_fts) VALUES ('rebuild')")
+    return True
+
+
 @dataclasses.dataclass
 class SearchQuery:
     """A parsed search: the words and phrases to find, those to leave out, and the filters."""

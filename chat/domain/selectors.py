@@ -12,6 +12,8 @@ from django.utils import timezone
 from chat.domain import events
 from chat.domain.models import Membership, Message, Room, validate_room_slug
 
+# The messages a room shows (and counts unread): all but replies kept in their thread.
+IN_ROOM = Q(parent__isnull=True) | Q(also_in_room=True)
 # Pages of history and of the change feed: the size when none is asked for, and the most one read returns.
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
@@ -44,7 +46,7 @@ def room_list_for_user(user):
     # A count per room over the seqs above the marker only (the room-and-seq index), where a join of every
     # message of every room would read whole histories at each connect.
     unread = (
-        Message.objects.filter(room=OuterRef("room"), seq__gt=OuterRef("last_read_seq"), is_deleted=False)
+        Message.objects.filter(IN_ROOM, room=OuterRef("room"), seq__gt=OuterRef("last_read_seq"), is_deleted=False)
         .exclude(author=user)
         .order_by()
         .values("room")
@@ -61,7 +63,7 @@ def room_list_for_user(user):
 
 def room_unread_count(*, room, user, after):
     """Return how many of a room's messages after seq `after` are unread for `user`: others', not deleted."""
-    return Message.objects.filter(room=room, seq__gt=after, is_deleted=False).exclude(author=user).count()
+    return Message.objects.filter(IN_ROOM, room=room, seq__gt=after, is_deleted=False).exclude(author=user).count()
 
 
 def room_summaries_for_user(user, limit):
@@ -109,14 +111,15 @@ def session_expiry(session_key):
     return sessions.values_list("expire_date", flat=True).first()
 
 
-def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE):
-    """Return (messages oldest first, has_more) for one page of a room's history.
+def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE, thread=None):
+    """Return (messages oldest first, has_more) for one page of a room's history, or of a thread's replies.
 
     With `after`, the page starts just after that seq and `has_more` says newer
     ones follow; otherwise it ends just before `before` (or at the latest) and
-    `has_more` says older ones exist.
+    `has_more` says older ones exist. With `thread` (a message id), the page is of that thread's replies.
     """
     messages = Message.objects.filter(room=room, is_deleted=False).select_related("author", "room")
+    messages = messages.filter(IN_ROOM) if thread is None else messages.filter(parent_id=thread)
     if after is not None:
         page = list(messages.filter(seq__gt=after).order_by("seq")[: limit + 1])
         return page[:limit], len(page) > limit

@@ -16,7 +16,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat.domain import events, selectors
+from chat.domain import events, selectors, sequences
+from chat.domain.sequences import RoomArchived  # noqa: F401 (refusals are named from here)
 from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
     MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Reaction, Room, validate_room_slug,
@@ -24,13 +25,6 @@ from chat.domain.models import (
 from chat.platform.limits import Limit
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
-
-
-class RoomArchived(PermissionDenied):
-    """The room is archived: it takes no messages and no changes until it is unarchived."""
-
-    def __init__(self):
-        super().__init__("This room is archived: it is read-only.")
 
 
 @transaction.atomic
@@ -146,7 +140,7 @@ def room_update(*, room, actor, name=None, topic=None):
         return room
     for field, value in changes.items():
         setattr(room, field, value)
-    room.changed_cseq = _next_cseq(room.pk)
+    room.changed_cseq = sequences.next_cseq(room.pk)
     room.save(update_fields=[*changes, "changed_cseq"])
     events.room_changed(room)
     return room
@@ -163,7 +157,7 @@ def room_archive(*, room, actor, archived=True):
     if room.is_archived == archived:
         return room
     room.archived_at = timezone.now() if archived else None
-    room.changed_cseq = _next_cseq(room.pk, archived=True)
+    room.changed_cseq = sequences.next_cseq(room.pk, archived=True)
     room.save(update_fields=["archived_at", "changed_cseq"])
     events.room_changed(room)
     if not archived:
@@ -239,7 +233,7 @@ def message_create_many(sends):
     _store_messages(messages)
     for message in messages:
         events.message_created(message)
-        _notify_mentioned(message)
+        message_mentions_notify(message)
     return messages
 
 
@@ -248,7 +242,7 @@ def _store_messages(messages):
     if connection.vendor != "postgresql":
         with transaction.atomic():
             for message in messages:
-                message.seq, message.cseq = _next_seq(message.room, message.created_at)
+                message.seq, message.cseq = sequences.next_seq(message.room, message.created_at)
                 message.save(force_insert=True)
         return
     # PostgreSQL does both writes in one statement, which commits on its own:
@@ -263,7 +257,7 @@ def _store_messages(messages):
                 cursor.execute(_INSERT_WITH_NEXT_SEQ, [
                     message.created_at, message.room_id, message.author_id, message.body, message.client_id,
                 ])
-                message.pk, message.seq, message.cseq = _unless_archived(cursor.fetchone())
+                message.pk, message.seq, message.cseq = sequences.unless_archived(cursor.fetchone())
                 return
             columns = [[getattr(m, name) for m in messages] for name in ("room_id", "author_id", "body", "client_id")]
             cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at])
@@ -314,38 +308,8 @@ _INSERT_MANY_WITH_NEXT_SEQS = (
 )
 
 
-def _next_seq(room, now):
-    """Allocate the room's next seq and cseq, locking its row until commit; return both."""
-    # One round trip with RETURNING (SQLite 3.35+), where the ORM needs an UPDATE and a SELECT.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
-            " last_message_at = %s WHERE id = %s AND archived_at IS NULL RETURNING last_seq, last_cseq",
-            [connection.ops.adapt_datetimefield_value(now), room.pk],
-        )
-        return _unless_archived(cursor.fetchone())
-
-
-def _next_cseq(room_id, *, archived=False):
-    """Allocate the room's next cseq, locking its row until commit; RoomArchived if archived, unless `archived`."""
-    # The check is in the statement that locks the row: an archive committed a moment before cannot slip by.
-    guard = "" if archived else " AND archived_at IS NULL"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Room._meta.db_table} SET last_cseq = last_cseq + 1 WHERE id = %s{guard} RETURNING last_cseq",
-            [room_id],
-        )
-        return _unless_archived(cursor.fetchone())[0]
-
-
-def _unless_archived(row):
-    """Return the row a guarded room update returned; RoomArchived when it found no open room."""
-    if row is None:
-        raise RoomArchived()
-    return row
-
-
-def _notify_mentioned(message):
+def message_mentions_notify(message):
+    """Tell the members a message mentions by name (but its author) that it does."""
     names = mentioned_usernames(message.body)
     if not names:
         return
@@ -378,7 +342,7 @@ def message_edit(*, room, actor, message_id, body):
         raise PermissionDenied("Only the author may edit a message.")
     message.body = body
     message.edited_at = timezone.now()
-    message.cseq = _next_cseq(room.pk)
+    message.cseq = sequences.next_cseq(room.pk)
     message.save(update_fields=["body", "edited_at", "cseq"])
     events.message_edited(message)
     return message
@@ -391,7 +355,7 @@ def message_delete(*, room, actor, message_id):
     if message.author_id != actor.pk and not actor.is_staff:
         raise PermissionDenied("Only the author or staff may delete a message.")
     message.is_deleted = True
-    message.cseq = _next_cseq(room.pk)
+    message.cseq = sequences.next_cseq(room.pk)
     message.save(update_fields=["is_deleted", "cseq"])
     events.message_deleted(message)
     return message
@@ -442,6 +406,6 @@ def _reactions_changed(message):
     message.reactions = [
         {"emoji": kind, "count": len(names), "users": names[:MAX_REACTION_NAMES]} for kind, names in summary.items()
     ]
-    message.cseq = _next_cseq(message.room_id)
+    message.cseq = sequences.next_cseq(message.room_id)
     message.save(update_fields=["reactions", "cseq"])
     events.message_reactions(message)

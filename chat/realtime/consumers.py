@@ -17,7 +17,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
-from chat.domain import events, selectors, services
+from chat.domain import events, selectors, services, threads
 from chat.domain.models import validate_room_slug
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
 from chat.platform.limits import Limit, LimitExceeded
@@ -452,9 +452,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sub = self.shown(frame.room)
         detail = "You are sending messages too fast; nothing was sent."
         count = functools.partial(self.count_event, "message", detail, settings.CHAT_FLOOD_FACTOR)
-        message, created = await get_send_queue(db).put(
-            count, room=sub.room, author=self.user, body=frame.body, client_id=frame.client_id
-        )
+        if frame.thread is not None:
+            message, created = await db(self.counted(threads.reply_create, "message", detail))(
+                room=sub.room, author=self.user, parent_id=frame.thread, body=frame.body, client_id=frame.client_id,
+                also_in_room=frame.also_in_room,
+            )
+        else:
+            message, created = await get_send_queue(db).put(
+                count, room=sub.room, author=self.user, body=frame.body, client_id=frame.client_id
+            )
         if not created:
             # A resend of a stored message: its live frame went out the first time.
             await self.send_message(sub, message)
@@ -468,13 +474,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_history(self, frame):
         sub = self.shown(frame.room)
         messages, has_more = await db(selectors.message_list)(
-            room=sub.room, before=frame.before, after=frame.after, limit=frame.limit
+            room=sub.room, before=frame.before, after=frame.after, limit=frame.limit, thread=frame.thread
         )
         await self.send(text_data=self.history_frame(sub, frame, messages, has_more))
 
     def history_frame(self, sub, frame, messages, has_more):
         text = frames.encode(frames.HistoryPage(
-            room=sub.room.slug, messages=[], has_more=has_more, request_id=frame.request_id,
+            room=sub.room.slug, messages=[], has_more=has_more, request_id=frame.request_id, thread=frame.thread,
         ))
         parts = frames.encode_parts(protocol.message_data(m) for m in messages)
         keep = "oldest" if frame.after is not None else "newest"
@@ -528,6 +534,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await db(services.membership_read)(room=sub.room, user=self.user, seq=frame.seq)
         await self.send_ack(frame)
 
+    async def on_follow(self, frame):
+        sub = self.shown(frame.room)
+        await db(threads.thread_follow)(room=sub.room, user=self.user, message_id=frame.id, follow=frame.follow)
+        await self.send_ack(frame)
+
     async def on_ping(self, frame):
         await self.send(text_data=frames.encode(frames.Pong(request_id=frame.request_id)))
 
@@ -542,6 +553,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames.React: on_react,
         frames.Unreact: on_react,
         frames.RoomUpdate: on_room_update,
+        frames.Follow: on_follow,
         frames.Typing: on_typing,
         frames.Read: on_read,
         frames.Ping: on_ping,
@@ -714,6 +726,11 @@ class RoomConsumer(ChatConsumer):
         return protocol.history_frame(
             messages, has_more, forward=frame.after is not None, max_bytes=settings.CHAT_MAX_FRAME_BYTES
         )
+
+    async def on_follow(self, frame):
+        sub = self.shown(frame.room)
+        await db(threads.thread_follow)(room=sub.room, user=self.user, message_id=frame.id, follow=frame.follow)
+        await self.send_ack(frame)
 
     async def on_ping(self, frame):
         await self.send(text_data=protocol.pong_frame())

@@ -53,6 +53,9 @@ class Send(ClientFrame, tag="send"):
     room: Slug
     body: Body
     client_id: ClientId = None
+    # A reply in the thread of this message id; also_in_room shows it in the room too.
+    thread: Seq | None = None
+    also_in_room: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -70,6 +73,7 @@ class History(ClientFrame, tag="history"):
     before: Seq | None = None
     after: Seq | None = None
     limit: Limit = protocol.DEFAULT_PAGE
+    thread: Seq | None = None  # the replies of this message's thread instead of the room's messages
 
     def __post_init__(self):
         super().__post_init__()
@@ -125,12 +129,19 @@ class Read(ClientFrame, tag="read"):
     seq: Seq
 
 
+class Follow(ClientFrame, tag="follow"):
+    room: Slug
+    id: Seq
+    follow: bool = True
+
+
 class Ping(ClientFrame, tag="ping"):
     pass
 
 
 CLIENT_FRAMES = (
-    Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, RoomUpdate, Typing, Read, Ping,
+    Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, RoomUpdate, Typing, Read, Follow,
+    Ping,
 )
 
 
@@ -214,6 +225,12 @@ class Message(msgspec.Struct):
     edited_at: str | None
     client_id: str | None
     reactions: list[Reactions]
+    # The thread this message is a reply in (its parent's id), or None; also_in_room: a reply shown in the room too.
+    parent: int | None
+    also_in_room: bool
+    # A parent's thread: how many replies, and when the last came.
+    reply_count: int
+    last_reply_at: str | None
 
 
 class Deleted(msgspec.Struct, tag_field="type", tag="message_deleted"):
@@ -359,6 +376,7 @@ class HistoryPage(ServerFrame, tag="history"):
     messages: list[Message]
     has_more: bool
     request_id: RequestId = None
+    thread: int | None = None
 
 
 class ChangesPage(ServerFrame, tag="changes"):
@@ -372,7 +390,7 @@ class ChangesPage(ServerFrame, tag="changes"):
 
 class Notification(ServerFrame, tag="notification"):
     room: str
-    reason: Literal["mention", "direct"]
+    reason: Literal["mention", "direct", "thread"]
     message: Message
 
 

@@ -364,3 +364,33 @@ async def test_an_archived_room_is_announced_to_its_room_and_sidebars_and_refuse
     assert again["archived"] is True
     assert [c["archived"] for c in again["changes"] if c["type"] == "room_changed"] == [True]
     assert await database_sync_to_async(Message.objects.count)() == 1
+
+
+async def test_a_reply_in_a_thread_reaches_the_room_with_its_parents_new_count_and_pages_and_resumes(
+    open_v2, make_user
+):
+    alice, bob = [await database_sync_to_async(make_user)(name) for name in ("alice", "bob")]
+    await database_sync_to_async(room_ensure)("lobby", alice)
+    [parent] = await post("lobby", alice, 1)
+    replier, watcher = await open_v2(bob), await open_v2(alice)
+    await subscribe(replier, "lobby")
+    first = await subscribe(watcher, "lobby")
+    await replier.send_json_to({"type": "send", "room": "lobby", "body": "yes", "client_id": "r1",
+                                "thread": parent.id, "request_id": "r"})
+    ack = await until_frame(replier, "ack")
+    live = await until_frame(watcher, "message")
+    assert live["message"]["parent"] == parent.id and live["message"]["id"] == ack["id"]
+    counted = await until_frame(watcher, "message_edited")
+    assert (counted["message"]["id"], counted["message"]["reply_count"]) == (parent.id, 1)
+    notice = await until_frame(watcher, "notification")
+    assert (notice["reason"], notice["message"]["body"]) == ("thread", "yes")
+    await watcher.send_json_to({"type": "history", "room": "lobby", "thread": parent.id, "after": 0,
+                                "request_id": "h"})
+    page = await until_frame(watcher, "history")
+    assert page["thread"] == parent.id and [m["body"] for m in page["messages"]] == ["yes"]
+    resumed = await subscribe(watcher, "lobby", after=first["cseq"])
+    assert [c["message"]["body"] for c in resumed["changes"]] == ["yes", "m0"]
+    for frame, code in [({"thread": ack["id"]}, "invalid"), ({"thread": 99999}, "not_found")]:
+        await replier.send_json_to({"type": "send", "room": "lobby", "body": "x", "request_id": code, **frame})
+        error = await until_frame(replier, "error")
+        assert (error["code"], error["request_id"]) == (code, code)

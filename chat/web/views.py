@@ -366,34 +366,31 @@ def emoji_list(request):
 
 
 def _search(request):
-    """Return (query text, order, page number, results, has_more) of a search request; ValidationError if bad."""
-    text = request.GET.get("q", "").strip()
-    order = request.GET.get("order", "newest")
+    """Return the search a request asks for (?q=, ?order=, ?page=) with its answer; ValidationError when bad."""
     try:
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
         raise ValidationError("page is a number from 1.") from None
-    query = search.search_parse(text)
-    if not query.terms and not query.filters:
-        return text, order, page, query, [], False
-    results, has_more = search.message_search(
-        user=request.user, query=query, order=order, offset=(page - 1) * search.PAGE_SIZE
-    )
-    return text, order, page, query, results, has_more
+    found = {"q": request.GET.get("q", "").strip(), "order": request.GET.get("order", "newest"), "page": page}
+    query = search.search_parse(found["q"])
+    results, has_more = [], False
+    if query.terms or query.filters:
+        results, has_more = search.message_search(
+            user=request.user, query=query, order=found["order"], offset=(page - 1) * search.PAGE_SIZE
+        )
+    return {**found, "filters": query.filters, "results": results, "has_more": has_more}
 
 
 @login_required
 @require_GET
 def search_page(request):
     """Show the messages matching the search box's query that the user may read, newest first or by relevance."""
-    context = {"q": request.GET.get("q", ""), "order": request.GET.get("order", "newest"), "results": []}
     try:
-        context["q"], context["order"], context["page"], query, results, context["has_more"] = _search(request)
+        context = _search(request)
     except ValidationError as error:
-        context["error"] = " ".join(error.messages)
+        context = {"q": request.GET.get("q", ""), "error": " ".join(error.messages)}
         return render(request, "chat/search.html", context, status=400)
-    context["filters"] = query.filters
-    context["results"] = [(result, result.message.room.title_for(request.user)) for result in results]
+    context["results"] = [(result, result.message.room.title_for(request.user)) for result in context["results"]]
     return render(request, "chat/search.html", context)
 
 
@@ -402,12 +399,12 @@ def search_page(request):
 def search_json(request):
     """Answer the same search as JSON, for scripts: ?q=, ?order=newest|relevance, ?page=."""
     try:
-        text, order, page, _, results, has_more = _search(request)
+        found = _search(request)
     except ValidationError as error:
         return _json_refused(error)
     return JsonResponse({
-        "q": text, "order": order, "page": page, "has_more": has_more,
-        "results": [_search_result(result, request.user) for result in results],
+        "q": found["q"], "order": found["order"], "page": found["page"], "has_more": found["has_more"],
+        "results": [_search_result(result, request.user) for result in found["results"]],
     })
 
 
