@@ -1,5 +1,6 @@
 """The metrics: who may read /metrics, and what each instrumented place counts, in process."""
 import asyncio
+import json
 import logging
 
 import pytest
@@ -16,6 +17,7 @@ from chat.realtime.batches import get_send_queue
 from chat.realtime.hub import RoomHub
 from chat.tests.conftest import room_ensure
 from chat.tests.test_settings import production_env, settings_of
+from harness.servers import PROJECT_DIR
 
 TOKEN = "a-token-for-tests-0123456789"
 
@@ -124,6 +126,29 @@ def test_metrics_settings_default_to_loopback_and_refuse_bad_values():
         settings_of(env | {"CHAT_METRICS_ALLOWED_ADDRESSES": "127.0.0.1/33"}, "CHAT_METRICS_TOKEN")
     with pytest.raises(RuntimeError, match="at least 16"):
         settings_of(env | {"CHAT_METRICS_TOKEN": "short"}, "CHAT_METRICS_TOKEN")
+
+
+def chat_metric_names():
+    """Return the names of the chat's own metrics as a scrape shows them (a counter's with _total)."""
+    return sorted(
+        family.name + ("_total" if family.type == "counter" else "")
+        for family in REGISTRY.collect() if family.name.startswith("chat_")
+    )
+
+
+def test_the_readme_and_the_dashboard_show_every_metric():
+    readme = (PROJECT_DIR / "README.md").read_text()
+    section = readme[readme.index("\n## Metrics\n"):readme.index("\n## Layout\n")]
+    dashboard = json.loads((PROJECT_DIR / "deploy" / "grafana-dashboard.json").read_text())
+    expressions = " ".join(
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    )
+    names = chat_metric_names()
+    assert "chat_sockets_open" in names and "chat_send_ack_seconds" in names
+    assert [name for name in names if f"`{name}`" not in section] == []
+    assert [name for name in names if name not in expressions] == []
+    # Every query goes to the data source the dashboard's variable picks.
+    assert {panel["datasource"]["uid"] for panel in dashboard["panels"] if "datasource" in panel} == {"${datasource}"}
 
 
 @pytest.mark.parametrize("text, kind", [
