@@ -5,7 +5,8 @@ Every daphne process keeps its metrics in its own memory and serves them at
 of its own and sums across them (README, "Metrics"). Nothing is shared between
 processes, so an increment is a lock and an addition, and a process's gauges
 die with it. The hot paths count per event or per batch, never per socket
-write: a counter call costs about as much as the rest of one delivery.
+write: a counter call (about 0.5 µs) would add two thirds to what a delivery
+costs the process besides the write itself.
 """
 import time
 

@@ -177,7 +177,8 @@ class RoomHub:
                 sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
             else:
                 continue
-            # Counted once per event: a counter call per socket would cost as much as the delivery.
+            # Counted once per event: a counter call per socket adds about 0.5 µs to the 0.75 µs
+            # a delivery costs the process besides its write (README, "Metrics").
             direct = asgi = 0
             for socket in tuple(sockets):
                 try:
