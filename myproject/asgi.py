@@ -13,6 +13,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 import chat.realtime.routing  # noqa: E402
+from chat.platform.scrape import MetricsEndpoint  # noqa: E402
 from chat.realtime.handshakes import HandshakeGate, HandshakesPerAddress, LoginRequired  # noqa: E402
 from chat.realtime.origins import AllowedOriginsValidator  # noqa: E402
 from chat.realtime.sessions import SocketAuthMiddlewareStack  # noqa: E402
@@ -44,9 +45,10 @@ threading.Thread(target=collect_garbage, args=(GC_SECONDS,), name="chat-gc", dae
 # gate, and a flood from one address is turned away before it. The session
 # lookup runs inside the gate: on Django's one sync thread, hundreds of them
 # queued at once (a reconnect storm) would each outlive daphne's connect timeout.
+# /metrics is answered before Django (chat/platform/scrape.py): a scrape never waits for its sync thread.
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": MetricsEndpoint(django_asgi_app),
         "websocket": AllowedOriginsValidator(
             HandshakesPerAddress(
                 HandshakeGate(SocketAuthMiddlewareStack(LoginRequired(URLRouter(chat.realtime.routing.websocket_urlpatterns))))

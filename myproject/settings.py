@@ -2,6 +2,7 @@
 
 Every setting has a safe development default; see the README's settings table.
 """
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -298,3 +299,15 @@ CHAT_HANDSHAKE_RATE = env_rate("CHAT_HANDSHAKE_RATE", "60/10")  # websocket hand
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
 # Keep equal to daphne's --websocket-max-message-size (deploy/, Makefile).
 CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))
+
+# /metrics (chat/platform/scrape.py): readable with "Authorization: Bearer <CHAT_METRICS_TOKEN>", or from an
+# address in one of these networks; every other scrape gets 403. Empty: by the token alone.
+CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "")
+if CHAT_METRICS_TOKEN and len(CHAT_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("CHAT_METRICS_TOKEN must be at least 16 characters long (or unset).")
+CHAT_METRICS_ALLOWED_ADDRESSES = env_list("CHAT_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128")
+for _network in CHAT_METRICS_ALLOWED_ADDRESSES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"CHAT_METRICS_ALLOWED_ADDRESSES: {error}") from None

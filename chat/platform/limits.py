@@ -14,11 +14,12 @@ from functools import cache
 
 from django.conf import settings
 
+from chat.platform import metrics
 from chat.platform.outages import Outage
 from chat.platform.redisclients import RedisTarget, sync_client
 
 logger = logging.getLogger(__name__)
-redis_outage = Outage("Redis (limits)", logger)
+redis_outage = Outage("Redis (limits)", logger, errors=metrics.REDIS_ERRORS["limits"])
 # A Redis that does not answer must not hold a message (or a login) for long.
 REDIS_TIMEOUT_SECONDS = 2
 PREFIX = "chat:limit"
@@ -155,6 +156,7 @@ class Limit:
         """Count one event and raise LimitExceeded when it is over the limit."""
         count, retry_after = self.hit(key)
         if count > self.count:
+            metrics.LIMIT_REFUSALS[self.name].inc()
             raise LimitExceeded(detail, round(retry_after, 3), count)
         return count
 
@@ -162,4 +164,5 @@ class Limit:
         """Raise LimitExceeded when `key` is already at the limit, without counting."""
         count, retry_after = self.peek(key)
         if count >= self.count:
+            metrics.LIMIT_REFUSALS[self.name].inc()
             raise LimitExceeded(detail, round(retry_after, 3), count)

@@ -4,16 +4,22 @@ import threading
 
 
 class Outage:
-    """The up or down state of one dependency (Redis, the channel layer), as its callers last saw it."""
+    """The up or down state of one dependency (Redis, the channel layer), as its callers last saw it.
 
-    def __init__(self, name, logger):
+    `errors`, a counter if given, counts every failed call, not only the first of an outage.
+    """
+
+    def __init__(self, name, logger, errors=None):
         self.name = name
         self.logger = logger
+        self.errors = errors
         self.down = False
         self.lock = threading.Lock()
 
     def failed(self, error):
         """Note a failed call: a WARNING when it starts an outage, DEBUG while one lasts."""
+        if self.errors is not None:
+            self.errors.inc()
         with self.lock:
             starts, self.down = not self.down, True
         if starts:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, connection
 
 from chat.domain import services
+from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
 from chat.platform.limits import LimitExceeded
 
@@ -127,6 +128,8 @@ def _result_of(func, kwargs):
 
 
 _queues = weakref.WeakKeyDictionary()
+# Read at each scrape (on the event loop, like the queues): nothing is done per message.
+metrics.SEND_QUEUE_WAITING.set_function(lambda: sum(len(queue.waiting) for queue in tuple(_queues.values())))
 
 
 def get_send_queue(db):

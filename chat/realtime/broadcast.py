@@ -14,6 +14,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from chat.platform import metrics
 from chat.platform.outages import Outage
 
 ROOM_EVENT = "room.event"
@@ -24,7 +25,7 @@ USERS_GROUP = "chat.users"
 SEND_WAIT_SECONDS = 0.5
 
 logger = logging.getLogger(__name__)
-layer_outage = Outage("the channel layer (broadcasts)", logger)
+layer_outage = Outage("the channel layer (broadcasts)", logger, errors=metrics.REDIS_ERRORS["channel_layer"])
 
 
 def room_group(room_id):

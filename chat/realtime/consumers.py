@@ -3,6 +3,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
@@ -19,6 +20,7 @@ from django.utils import timezone
 
 from chat.domain import events, selectors, services, threads
 from chat.domain.models import validate_room_slug
+from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
 from chat.platform.limits import Limit, LimitExceeded
 from chat.platform.logs import log_event
@@ -27,7 +29,7 @@ from chat.realtime.batches import get_send_queue
 from chat.realtime.broadcast import room_send, sending_on_loop
 from chat.realtime.build import build_id
 from chat.realtime.connections import abort_if_peer_closed, daphne_protocol
-from chat.realtime.hub import LinkLost, get_hub
+from chat.realtime.hub import ASGI, DIRECT, LinkLost, get_hub
 from chat.realtime.presence import get_process_presence
 from chat.realtime.wire import direct_writer, text_frame
 
@@ -59,7 +61,7 @@ def db(func):
         call = get_breaker().guard(
             func, executor=_database_threads(), timeout=settings.CHAT_DATABASE_CALL_TIMEOUT
         )
-    return sending_on_loop(call)
+    return sending_on_loop(metrics.timed(metrics.DATABASE_SECONDS[func.__name__], call))
 
 
 @functools.cache
@@ -112,6 +114,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # daphne's websocket protocol of this socket, when served by daphne.
     connection = None
     accepted = closed = released = attached = False
+    # How the handshake ended ("accepted", "refused"), and the code the server closed with, for the metrics.
+    handshake = close_code = None
     # User events that arrive before the socket's first frame is sent wait here.
     pending = None
 
@@ -143,6 +147,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if kind == "websocket.accept":
             self.accepted = True
+        elif kind == "websocket.send":
+            metrics.FRAMES_SENT[protocol.frame_type(message.get("text"))].inc()
 
     async def dispatch(self, message):
         """Call the handler of an ASGI message; a failure closes the socket with 4011 instead of killing it."""
@@ -174,6 +180,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Close the socket; a handshake closed with an application code is accepted first, so the client sees the code."""
         if self.closed:
             return
+        self.close_code = code
         if code is not None and not self.accepted:
             # Closing a handshake answers HTTP 403, which clients take for "not allowed".
             await self.accept()
@@ -207,6 +214,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return False
         presence = get_process_presence()
         if presence.socket_count(self.user.username) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            metrics.LIMIT_REFUSALS["sockets"].inc()
             await self.refuse(
                 protocol.TOO_MANY_SOCKETS, protocol.CLOSE_TOO_MANY_SOCKETS,
                 f"You have {settings.CHAT_MAX_SOCKETS_PER_USER} sockets open already; close a tab and retry.",
@@ -226,6 +234,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def opened(self):
         """Send the user events that waited for the socket's first frame, then watch the login session."""
+        self.handshake = "accepted"
+        metrics.socket_opened()
         waiting, self.pending = self.pending, None
         for handler, event in waiting:
             await handler(event)
@@ -243,6 +253,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def refuse(self, code, close_code, detail):
         """Refuse a socket with a reason the page can show: accept, send an error frame, close."""
         log_event("ws.refused", user=self.user, reason=code)
+        self.handshake = "refused"
+        metrics.handshake("refused", code)
         await self.accept()
         await self.send_error(code, detail)
         await self.close(code=close_code)
@@ -342,6 +354,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.released:
             return
         self.released = self.closed = True
+        metrics.socket_released(self.handshake, self.close_code)
         for pending in (self.session_timer, self.session_check):
             if pending is not None:
                 pending.cancel()
@@ -364,9 +377,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             frame = self.parse(text_data)
         except protocol.ProtocolError as error:
+            metrics.FRAMES_RECEIVED["invalid"].inc()
             echo = {"client_id": error.client_id, **error.echo}
             await self.send_error(error.code, error.detail, **echo)
             return
+        metrics.FRAMES_RECEIVED[frames.tag(type(frame))].inc()
         echo = {"request_id": frame.request_id, "room": getattr(frame, "room", None),
                 "client_id": getattr(frame, "client_id", None)}
         try:
@@ -433,6 +448,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     def counted(self, change, limit, detail):
         """Return `change` counted against the user's `limit` first, in the thread that runs it."""
+        @functools.wraps(change)  # its database calls are timed under its name
         def call(**kwargs):
             self.count_event(limit, detail, settings.CHAT_FLOOD_FACTOR)
             return change(**kwargs)
@@ -449,6 +465,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.unsubscribe(self.shown(frame.room), "requested", frame.request_id)
 
     async def on_send(self, frame):
+        started = time.perf_counter()
         sub = self.shown(frame.room)
         detail = "You are sending messages too fast; nothing was sent."
         count = functools.partial(self.count_event, "message", detail, settings.CHAT_FLOOD_FACTOR)
@@ -465,6 +482,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # A resend of a stored message: its live frame went out the first time.
             await self.send_message(sub, message)
         await self.send_ack(frame, message)
+        metrics.SEND_ACK_SECONDS.observe(time.perf_counter() - started)
 
     async def send_message(self, sub, message):
         await self.send(text_data=frames.encode_event(
@@ -588,18 +606,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         if sub.backlog is not None:
             sub.backlog.append(event)
-        else:
-            await self.forward(sub, event)
+            return None
+        return await self.forward(sub, event)
 
     async def forward(self, sub, event):
         """Send a room's event, skipping what the room's view covered and the user's own typing and presence."""
         if event.get("skip_user") == self.user_id:
-            return
+            return None
         if sub.cseq is not None and event.get("cseq") is not None and event["cseq"] <= sub.cseq:
-            return
+            return None
         if sub.seen_seq is not None and event.get("seq") is not None and event["seq"] <= sub.seen_seq:
-            return
-        await self.send_encoded(*encoded(event, self.version, sub.room.slug))
+            return None
+        return await self.send_encoded(*encoded(event, self.version, sub.room.slug))
 
     def held(self, handler, event):
         """Keep an event for `handler` until the socket's first frame is sent; return whether it was kept."""
@@ -613,8 +631,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.held(self.room_activity, event):
             return
         if event["room"] in self.subscriptions:
-            return  # its message event says as much
-        await self.send_encoded(*encoded(event, self.version, None))
+            return None  # its message event says as much
+        return await self.send_encoded(*encoded(event, self.version, None))
 
     async def user_event(self, event):
         """Forward a domain event meant for this user wherever they are, acting on additions and removals."""
@@ -629,18 +647,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if sub is not None:
                 log_event("ws.removed", room=sub.room, user=self.user)
                 await self.removed(sub)
-        await self.send_encoded(*encoded(event, self.version, None))
+        return await self.send_encoded(*encoded(event, self.version, None))
 
     async def removed(self, sub):
         """End a subscription whose user was removed from the room."""
         await self.unsubscribe(sub, "removed")
 
     async def send_encoded(self, text, frame):
-        """Send a frame the hub encoded: its prebuilt bytes straight to the connection when allowed, else by ASGI."""
+        """Send a frame the hub encoded: its prebuilt bytes straight to the connection when allowed, else by ASGI.
+
+        Return the path it took (DIRECT or ASGI), or None when nothing was sent.
+        """
         if self.closed or text is None:
-            return
-        if frame is None or self.direct is None or not self.direct.write(frame):
-            await self.send(text_data=text)
+            return None
+        if frame is not None and self.direct is not None and self.direct.write(frame):
+            return DIRECT
+        await self.send(text_data=text)
+        return ASGI
 
     async def session_revoked(self, event):
         """Close this socket when its login session ended (logout, expiry) or its user was deactivated."""
@@ -746,8 +769,8 @@ class RoomConsumer(ChatConsumer):
             if self.room is not None and event["data"]["room_id"] == self.room.pk:
                 log_event("ws.removed", room=self.room, user=self.user)
                 await self.close_with(protocol.CLOSE_REMOVED)
-            return
-        await self.send_encoded(*encoded(event, self.version, None))
+            return None
+        return await self.send_encoded(*encoded(event, self.version, None))
 
 
 def _detail(error):

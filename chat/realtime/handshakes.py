@@ -19,6 +19,7 @@ import weakref
 
 from django.conf import settings
 
+from chat.platform import metrics
 from chat.platform.limits import MemoryCounter
 from chat.platform.logs import log_event
 from chat.realtime import protocol
@@ -62,6 +63,8 @@ class HandshakesPerAddress:
                 if hits == count + 1:
                     # Once per window: a flood must not become a flood of log lines.
                     log_event("ws.busy", path=scope["path"], reason="address", address=address)
+                metrics.handshake("busy", "address")
+                metrics.LIMIT_REFUSALS["handshake"].inc()
                 return await close_handshake(receive, send, protocol.CLOSE_BUSY)
         return await self.application(scope, receive, send)
 
@@ -76,6 +79,7 @@ class LoginRequired:
         if scope["user"].is_authenticated:
             return await self.application(scope, receive, send)
         log_event("ws.refused", path=scope["path"], reason="anonymous")
+        metrics.handshake("refused", "anonymous")
         # Closed with 4401, not a 403 the page sees as 1006: it stops reconnecting and asks to log in.
         await receive()
         await send({"type": "websocket.accept"})
@@ -96,6 +100,7 @@ class HandshakeGate:
                 await slots.acquire()
         except TimeoutError:
             log_event("ws.busy", path=scope["path"])
+            metrics.handshake("busy", "gate")
             return await close_handshake(receive, send, protocol.CLOSE_BUSY)
         first = True
 

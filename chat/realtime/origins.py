@@ -4,6 +4,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http.request import is_same_domain, split_domain_port, validate_host
 
+from chat.platform import metrics
+
 # The scheme of the page that opens a socket, from the socket's own scheme.
 _PAGE_SCHEMES = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -24,6 +26,7 @@ class AllowedOriginsValidator:
         if origin_allowed(scope):
             return await self.application(scope, receive, send)
         # Closed before accept: a plain 403, and nothing more for another site's page.
+        metrics.handshake("refused", "origin")
         await receive()
         await send({"type": "websocket.close"})
 

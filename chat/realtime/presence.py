@@ -21,12 +21,13 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from chat.domain import events
+from chat.platform import metrics
 from chat.platform.outages import Outage
 from chat.platform.redisclients import RedisTarget, async_client
 from chat.realtime.broadcast import room_send
 
 logger = logging.getLogger(__name__)
-redis_outage = Outage("Redis (presence)", logger)
+redis_outage = Outage("Redis (presence)", logger, errors=metrics.REDIS_ERRORS["presence"])
 # A Redis that does not answer must not hold a socket's connect or close for long.
 REDIS_TIMEOUT_SECONDS = 5
 # Heartbeats of hundreds of sockets overlap: past this many connections they

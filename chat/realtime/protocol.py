@@ -225,6 +225,18 @@ def encode(frame):
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
+# Every server frame, v1 (a dict built with "type" first) and v2 (msgspec writes the tag first), starts so.
+_TYPE_PREFIX = '{"type":"'
+
+
+def frame_type(text):
+    """Return the `type` of a server frame's JSON text from its first member, or "other" (for the metrics)."""
+    if not text or not text.startswith(_TYPE_PREFIX):
+        return "other"
+    end = text.find('"', len(_TYPE_PREFIX), 64)
+    return text[len(_TYPE_PREFIX):end] if end > len(_TYPE_PREFIX) else "other"
+
+
 # The wire form of a stored message is the domain's plain data of it.
 message_data = events.message_data
 

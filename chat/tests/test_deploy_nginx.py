@@ -93,7 +93,8 @@ def site(tmp_path_factory, redis_server, live_database):
         subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], check=True, capture_output=True)
         servers.append(start_nginx(prefix / "nginx.conf", prefix, https_port))
         yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "daphne_logs": [prefix / "daphne-1.log", prefix / "daphne-2.log"], "redis": redis_server}
+               "daphne_logs": [prefix / "daphne-1.log", prefix / "daphne-2.log"], "redis": redis_server,
+               "daphnes": [f"http://127.0.0.1:{s.port}" for s in servers[:2]]}
     finally:
         for server in reversed(servers):
             server.stop()
@@ -153,6 +154,15 @@ async def test_chat_through_nginx_spreads_sockets_over_both_daphnes(site):
     assert {(author, body) for _, author, body in order} == {("nia", "hello through nginx"), ("noa", "hello back")}
     for log in site["daphne_logs"]:
         assert "WSCONNECT /ws/chat/through-nginx/" in log.read_text(), f"{log.name} served no socket"
+
+
+def test_metrics_are_scraped_from_each_daphne_and_never_through_nginx(site):
+    # Through nginx a scrape would come from 127.0.0.1 too (X-Forwarded-For), and reach either process.
+    assert WebClient(site["https"], insecure_tls()).request("/metrics")[0] == 404
+    for url in site["daphnes"]:
+        # Plain HTTP straight at daphne, neither redirected to HTTPS nor refused: loopback is allowed by default.
+        status, body = WebClient(url).request("/metrics")
+        assert status == 200 and "chat_sockets_open" in body
 
 
 def test_spoofed_forwarded_for_does_not_escape_the_login_throttle(site):
