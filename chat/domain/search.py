@@ -146,7 +146,9 @@ def message_search(*, user, query, order="newest", offset=0, limit=PAGE_SIZE):
     if order == "relevance" and query.terms:
         messages = backend.ranked(messages, query)
     else:
-        messages = messages.order_by("-created_at", "-id")
+        # Ids grow with each insert: newest first by the primary key lets the database walk it backwards and
+        # stop at a page, where sorting by time would first collect every match of common words.
+        messages = messages.order_by("-id")
     page = list(messages.select_related("author", "room")[offset: offset + limit + 1])
     page, has_more = page[:limit], len(page) > limit
     marked = backend.highlights([m.pk for m in page], query) if query.terms else {}
@@ -213,7 +215,7 @@ class SQLiteSearch:
             [self.expression(query)], output_field=FloatField(),
         )
         # bm25 is lower for better matches.
-        return messages.annotate(rank=rank).order_by("rank", "-created_at", "-id")
+        return messages.annotate(rank=rank).order_by("rank", "-id")
 
     def highlights(self, ids, query):
         if not ids:
@@ -250,7 +252,7 @@ class PostgreSQLSearch:
             "ts_rank(chat_message.search, websearch_to_tsquery(%s::regconfig, %s))", self.params(query),
             output_field=FloatField(),
         )
-        return messages.annotate(rank=rank).order_by("-rank", "-created_at", "-id")
+        return messages.annotate(rank=rank).order_by("-rank", "-id")
 
     def highlights(self, ids, query):
         if not ids:

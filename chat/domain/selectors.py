@@ -129,6 +129,14 @@ def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE, thread=No
     return page[:limit][::-1], len(page) > limit
 
 
+def message_thread_of(room, seq):
+    """Return {id, seq} of the parent of the reply `seq` when the reply shows in its thread only, else None."""
+    parent = Message.objects.filter(room=room, seq=seq, also_in_room=False, parent__isnull=False).values(
+        "parent_id", "parent__seq"
+    ).first()
+    return {"id": parent["parent_id"], "seq": parent["parent__seq"]} if parent else None
+
+
 @dataclasses.dataclass(frozen=True)
 class RoomChange:
     """A room's name, topic and archived state as they are now, in the change feed at the cseq of their latest change."""

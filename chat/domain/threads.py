@@ -61,3 +61,8 @@ def thread_follow(*, room, user, message_id, follow=True):
         ThreadFollow.objects.get_or_create(message=parent, user=user)
     else:
         ThreadFollow.objects.filter(message=parent, user=user).delete()
+
+
+def thread_following(*, message_id, user):
+    """Return whether `user` is told of new replies in the thread of message `message_id`."""
+    return ThreadFollow.objects.filter(message_id=message_id, user=user).exists()

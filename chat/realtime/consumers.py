@@ -494,11 +494,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         messages, has_more = await db(selectors.message_list)(
             room=sub.room, before=frame.before, after=frame.after, limit=frame.limit, thread=frame.thread
         )
-        await self.send(text_data=self.history_frame(sub, frame, messages, has_more))
+        following = None
+        if frame.thread is not None:
+            following = await db(threads.thread_following)(message_id=frame.thread, user=self.user)
+        await self.send(text_data=self.history_frame(sub, frame, messages, has_more, following))
 
-    def history_frame(self, sub, frame, messages, has_more):
+    def history_frame(self, sub, frame, messages, has_more, following=None):
         text = frames.encode(frames.HistoryPage(
             room=sub.room.slug, messages=[], has_more=has_more, request_id=frame.request_id, thread=frame.thread,
+            following=following,
         ))
         parts = frames.encode_parts(protocol.message_data(m) for m in messages)
         keep = "oldest" if frame.after is not None else "newest"
@@ -745,7 +749,7 @@ class RoomConsumer(ChatConsumer):
     async def send_message(self, sub, message):
         await self.send(text_data=protocol.message_frame(message))
 
-    def history_frame(self, sub, frame, messages, has_more):
+    def history_frame(self, sub, frame, messages, has_more, following=None):
         return protocol.history_frame(
             messages, has_more, forward=frame.after is not None, max_bytes=settings.CHAT_MAX_FRAME_BYTES
         )

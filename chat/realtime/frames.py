@@ -377,6 +377,7 @@ class HistoryPage(ServerFrame, tag="history"):
     has_more: bool
     request_id: RequestId = None
     thread: int | None = None
+    following: bool | None = None  # with thread: whether the user is told of its new replies
 
 
 class ChangesPage(ServerFrame, tag="changes"):

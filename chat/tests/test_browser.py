@@ -519,6 +519,47 @@ def test_archiving_a_room_makes_it_read_only_live_and_takes_it_off_room_lists_un
     expect(message_bodies(ada).last).to_have_text("after the archive")
 
 
+def test_a_thread_with_replies_from_two_users_is_live_notifies_and_opens_from_a_permalink(app, open_page, room):
+    ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
+    enter_room(ada, room)
+    enter_room(bruno, room)
+    send(ada, "lunch at noon?")
+    expect(ada.locator(".message--pending")).to_have_count(0)
+    parent = bruno.locator("#messages > .message").filter(has_text="lunch at noon?")
+    parent.hover()
+    parent.get_by_role("button", name="Reply").click()
+    panel = bruno.locator("#thread-panel")
+    expect(panel.locator(".message__body")).to_have_text(["lunch at noon?"])
+    panel.get_by_label("Reply", exact=True).fill("yes, the usual place")
+    panel.get_by_label("Reply", exact=True).press("Enter")
+    expect(panel.locator(".message__body")).to_have_text(["lunch at noon?", "yes, the usual place"])
+    expect(panel.locator(".message--pending")).to_have_count(0)
+    # The room shows the parent with its count, not the reply.
+    expect(message_bodies(bruno)).to_have_text(["lunch at noon?"])
+    expect(ada.locator("#toasts")).to_contain_text(f"bruno replied in a thread in #{room}")
+    ada_parent = ada.locator("#messages > .message").filter(has_text="lunch at noon?")
+    ada_parent.get_by_role("button", name=re.compile(r"^1 reply")).click()
+    ada_panel = ada.locator("#thread-panel")
+    expect(ada_panel.locator(".message__body")).to_have_text(["lunch at noon?", "yes, the usual place"])
+    # The parent's author follows the thread from its first reply on, and can stop.
+    ada_panel.get_by_role("button", name="Following").click()
+    expect(ada_panel.get_by_role("button", name="Follow", exact=True)).to_have_attribute("aria-pressed", "false")
+    ada_panel.get_by_role("button", name="Follow", exact=True).click()
+    expect(ada_panel.get_by_role("button", name="Following")).to_have_attribute("aria-pressed", "true")
+    ada_panel.get_by_label("Also send to the room").check()
+    ada_panel.get_by_label("Reply", exact=True).fill("see you there")
+    ada_panel.get_by_label("Reply", exact=True).press("Enter")
+    expect(panel.locator(".message__body")).to_have_text(["lunch at noon?", "yes, the usual place", "see you there"])
+    expect(message_bodies(bruno)).to_have_text(["lunch at noon?", "see you there"])
+    expect(parent.get_by_role("button", name=re.compile(r"^2 replies"))).to_be_visible()
+
+    reply_seq = panel.locator(".message").nth(1).get_attribute("data-seq")
+    fresh = ada.context.new_page()
+    fresh.goto(f"/chat/{room}/m/{reply_seq}/")
+    focused = fresh.locator("#thread-panel .message.message--focused")
+    expect(focused.locator(".message__body")).to_have_text("yes, the usual place")
+
+
 def test_typing_and_presence_show(app, open_page, room):
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
     enter_room(bruno, room)

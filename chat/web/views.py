@@ -162,6 +162,8 @@ def room(request, slug, seq=None):
         "isStaff": request.user.is_staff,
         "emojiUrl": reverse("chat:emoji"),
         "focusSeq": seq,
+        # A permalink to a reply kept in its thread opens the thread: {id, seq} of its parent.
+        "focusThread": selectors.message_thread_of(room, seq) if seq is not None else None,
         "membersUrl": reverse("chat:member_search", args=[room.slug]),
         "archived": room.is_archived,
     }

@@ -44,6 +44,7 @@ const notifier = new Notifier({
   region: byId("toasts"),
   enableButton: byId("enable-notifications"),
   currentRoom: () => view?.slug,
+  currentThread: () => view?.thread.parentId ?? null,
 });
 
 const userHandlers = new Map([

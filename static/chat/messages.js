@@ -30,7 +30,7 @@ export class MessageList {
    * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one.
    */
   constructor(list, scroller, {
-    username, isStaff = false, permalink = null, onRetry, onEdit, onDelete, onReact, onPickReaction,
+    username, isStaff = false, permalink = null, onRetry, onEdit, onDelete, onReact, onPickReaction, onThread = null,
   }) {
     this.list = list;
     this.scroller = scroller;
@@ -41,6 +41,8 @@ export class MessageList {
     this.onDelete = onDelete;
     this.onReact = onReact;
     this.onPickReaction = onPickReaction;
+    // onThread(message) opens a message's thread; without it (in a thread's own list) nothing offers one.
+    this.onThread = onThread;
     this.permalink = permalink;
     this.lowestSeq = null;
     this.highestSeq = null;
@@ -112,6 +114,12 @@ export class MessageList {
   /** Return whether the page knows this seq: shown, or deleted while the page watched. */
   has(seq) {
     return this.#bySeq.has(seq);
+  }
+
+  /** Return the shown message with this id, or undefined. */
+  byId(id) {
+    for (const entry of this.#bySeq.values()) if (entry?.message.id === id) return entry.message;
+    return undefined;
   }
 
   /** Return the message with this seq, or undefined when it is not shown. */
@@ -314,8 +322,33 @@ export class MessageList {
     if (message.reactions?.length) {
       item.append(reactionsElement(message, this.username, (emoji, on) => this.#react(message.seq, emoji, on)));
     }
-    item.append(this.#actions(message.seq, mine));
+    if (this.onThread) {
+      const thread = this.#threadElement(message);
+      if (thread) item.append(thread);
+    }
+    item.append(this.#actions(message, mine));
     return item;
+  }
+
+  /** Return the line under a message that opens its thread ("2 replies, last 10:42"), or null when none. */
+  #threadElement(message) {
+    if (message.parent != null) {
+      const parent = this.byId(message.parent);
+      const note = textElement(parent ? "button" : "span", "message__thread button button--small button--quiet",
+        "Replied in a thread");
+      if (parent) {
+        note.type = "button";
+        note.addEventListener("click", () => this.onThread(this.byId(message.parent) ?? parent));
+      }
+      return note;
+    }
+    if (!message.reply_count) return null;
+    const count = message.reply_count === 1 ? "1 reply" : `${message.reply_count} replies`;
+    const last = message.last_reply_at ? `, last ${formatTime(new Date(message.last_reply_at))}` : "";
+    const button = textElement("button", "message__thread button button--small button--quiet", `${count}${last}`);
+    button.type = "button";
+    button.addEventListener("click", () => this.onThread(this.get(message.seq) ?? message));
+    return button;
   }
 
   #react(seq, emoji, on) {
@@ -323,12 +356,13 @@ export class MessageList {
     if (message) this.onReact?.(message, emoji, on);
   }
 
-  #actions(seq, mine) {
+  #actions({ seq, parent }, mine) {
     const actions = document.createElement("div");
     actions.className = "message__actions";
     // Every member reacts; staff may delete anyone's message, but only authors edit.
     const offered = [["React", (message, button) => this.onPickReaction?.(message, button)]];
-    if (mine) offered.push(["Edit", this.onEdit]);
+    if (this.onThread && parent == null) offered.push(["Reply", this.onThread]);
+    if (mine && this.onEdit) offered.push(["Edit", this.onEdit]);
     if (mine || this.isStaff) offered.push(["Delete", this.onDelete]);
     for (const [label, handler] of offered) {
       const button = textElement("button", "button button--small button--quiet", label);

@@ -1,4 +1,4 @@
-import { roomUrl } from "./urls.js";
+import { messageUrl, roomUrl } from "./urls.js";
 
 // Enough of the body to recognise the message; the rest is one click away.
 const EXCERPT_CHARS = 100;
@@ -14,10 +14,11 @@ const REMEMBERED = 50;
 export class Notifier {
   #notified = [];
 
-  /** currentRoom() returns the slug of the room the page shows, or undefined. */
-  constructor({ region, enableButton, currentRoom }) {
+  /** currentRoom() returns the slug of the room the page shows, or undefined; currentThread() the thread's parent id. */
+  constructor({ region, enableButton, currentRoom, currentThread = () => null }) {
     this.region = region;
     this.currentRoom = currentRoom;
+    this.currentThread = currentThread;
     this.#offerPermission(enableButton);
   }
 
@@ -25,19 +26,24 @@ export class Notifier {
   notify({ room, reason, message }) {
     if (typeof room !== "string" || !message || this.#notified.includes(message.id)) return;
     const visible = document.visibilityState === "visible";
-    if (room === this.currentRoom() && visible) return;
+    // A reply is news in the room shown too, unless its thread is open.
+    const shown = reason === "thread" ? message.parent === this.currentThread() : room === this.currentRoom();
+    if (shown && room === this.currentRoom() && visible) return;
     this.#notified = [...this.#notified.slice(1 - REMEMBERED), message.id];
-    const title = reason === "direct"
-      ? `${message.author} sent you a direct message`
-      : `${message.author} mentioned you in ${roomLabel(room)}`;
+    const title = {
+      direct: `${message.author} sent you a direct message`,
+      thread: `${message.author} replied in a thread in ${roomLabel(room)}`,
+    }[reason] ?? `${message.author} mentioned you in ${roomLabel(room)}`;
     const body = excerpt(String(message.body ?? ""));
-    this.#toast(title, body, roomUrl(room));
+    // A reply opens at itself, in its thread; other notices at the room.
+    const href = reason === "thread" ? messageUrl(room, message.seq) : roomUrl(room);
+    this.#toast(title, body, href);
     if (!visible && "Notification" in window && Notification.permission === "granted") {
       // The tag lets the browser merge the copies that every open tab of the user receives.
       const notification = new Notification(title, { body, tag: `chat-message-${message.id}` });
       notification.addEventListener("click", () => {
         window.focus();
-        location.assign(roomUrl(room));
+        location.assign(href);
       });
     }
   }

@@ -8,6 +8,7 @@ import { Notice } from "./notices.js";
 import { OnlineList } from "./presence.js";
 import { EmojiPicker } from "./reactions.js";
 import { ReadMarker } from "./read.js";
+import { ThreadPanel } from "./thread.js";
 import { setupTypingSender, TypingIndicator } from "./typing.js";
 import { messageUrl } from "./urls.js";
 
@@ -70,14 +71,24 @@ export class RoomView {
       onEdit: (message) => this.editor.start(message),
       onDelete: (message) => this.#delete(message),
       onReact: (message, emoji, on) => this.#react(message, emoji, on),
-      onPickReaction: (message, button) => {
-        pickerFor(config).open(button, (emoji) => this.#react(message, emoji, true));
-      },
+      onPickReaction: (message, button) => this.#pickReaction(message, button),
+      onThread: (message) => this.thread.open(message),
+    });
+    this.thread = new ThreadPanel({
+      byId,
+      username: config.username,
+      isStaff: Boolean(config.isStaff),
+      permalink: (seq) => messageUrl(config.slug, seq),
+      request: (frame) => this.socket.request({ ...frame, room: this.slug }),
+      send: (frame) => this.#send(frame),
+      onDelete: (message) => this.#delete(message),
+      onReact: (message, emoji, on) => this.#react(message, emoji, on),
+      onPickReaction: (message, button) => this.#pickReaction(message, button),
     });
     this.history = new History({
       messages: this.messages,
       request: (frame) => this.socket.request({ ...frame, room: this.slug }),
-      apply: (change) => (change?.type === "room_changed" ? this.#showRoom(change) : this.messages.apply(change)),
+      apply: (change) => (change?.type === "room_changed" ? this.#showRoom(change) : this.#apply(change)),
       button: byId("load-older"),
       scroller: byId("message-scroller"),
     });
@@ -152,6 +163,7 @@ export class RoomView {
     this.readMarker.flush();
     this.#abort.abort();
     this.typing.clear();
+    this.thread.close();
     if (this.#subscribed) this.socket.send({ type: "unsubscribe", room: this.slug });
     this.#subscribed = false;
   }
@@ -187,19 +199,28 @@ export class RoomView {
       const lastRead = Number.isInteger(frame.last_read_seq) ? frame.last_read_seq : this.config.lastReadSeq;
       this.messages.markUnread(lastRead, this.messages.highestSeq ?? lastRead);
       this.readMarker.known(lastRead);
-      if (Number.isInteger(this.config.focusSeq)) this.history.reach(this.config.focusSeq, (seq) => this.#focus(seq));
+      const { focusSeq, focusThread } = this.config;
+      if (focusThread) this.thread.open(focusThread, focusSeq);
+      else if (Number.isInteger(focusSeq)) this.history.reach(focusSeq, (seq) => this.#focus(seq));
     }
     this.readMarker.shown();
     // Anything written while disconnected goes now; the server drops a client id it already has.
     for (const local of this.messages.unconfirmed()) this.#sendLocal(local);
+    this.thread.resend();
+  }
+
+  /** Apply a change of the room (live or replayed) to the lists it belongs in: the room's, the thread shown. */
+  #apply(change) {
+    this.thread.apply(change);
+    if (inRoom(change)) this.messages.apply(change);
   }
 
   #live(frame) {
     if (!this.#subscribed) return;
     const change = frame.type === "message_deleted" ? frame : { type: "message", message: frame.message };
     if (frame.type === "message_deleted" && this.editor.target?.seq === frame.seq) this.editor.cancel();
-    const fresh = frame.type === "message" && frame.message && !this.messages.has(frame.message.seq);
-    this.messages.apply(change);
+    const fresh = frame.type === "message" && frame.message && inRoom(change) && !this.messages.has(frame.message.seq);
+    this.#apply(change);
     this.history.live(change.cseq ?? change.message?.cseq);
     if (fresh) {
       this.typing.stopped(frame.message.author);
@@ -243,10 +264,16 @@ export class RoomView {
 
   #reactions(frame) {
     if (!this.#subscribed) return;
-    const shown = this.messages.get(frame.seq);
     // A message not shown (older than the pages loaded) comes as it is now with its page.
-    if (shown) this.messages.apply({ type: "message", message: { ...shown, reactions: frame.reactions, cseq: frame.cseq } });
+    for (const list of [this.messages, this.thread.messages]) {
+      const shown = list?.get(frame.seq);
+      if (shown) list.apply({ type: "message", message: { ...shown, reactions: frame.reactions, cseq: frame.cseq } });
+    }
     this.history.live(frame.cseq);
+  }
+
+  #pickReaction(message, button) {
+    pickerFor(this.config).open(button, (emoji) => this.#react(message, emoji, true));
   }
 
   #react(message, emoji, on) {
@@ -260,6 +287,7 @@ export class RoomView {
   }
 
   #page(frame) {
+    if (this.thread.answer(frame)) return;
     if (this.history.answer(frame)) this.readMarker.shown();
   }
 
@@ -306,6 +334,12 @@ export class RoomView {
     if (!window.confirm("Delete this message?")) return;
     if (!this.#send({ type: "delete", id })) this.notice.show("Not connected: the message was not deleted.");
   }
+}
+
+/** Return whether a change shows in the room's own list: all but replies kept in their thread. */
+function inRoom(change) {
+  const message = change?.message;
+  return !message || message.parent == null || Boolean(message.also_in_room);
 }
 
 /** Copy the invite link to the clipboard on click (absent for those who cannot invite); select it if refused. */
