@@ -348,21 +348,25 @@ def test_an_export_is_one_snapshot_and_lets_the_chat_write_meanwhile(tmp_path):
     with database_migrated(tmp_path, f"chat_export_{os.getpid()}") as url:
         env = project_env(DATABASE_URL=url)
         manage("shell", "-c", SEED, env=env)
-        exporting = subprocess.Popen(
-            [sys.executable, "manage.py", "chat_export"], cwd=PROJECT_DIR, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        errors = tmp_path / "export.err"
+        with errors.open("wb") as stderr:
+            exporting = subprocess.Popen(
+                [sys.executable, "manage.py", "chat_export"], cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
         try:
             # The export has begun and waits on the full pipe, among its 1,500 user lines (about 300 KiB).
             head = [exporting.stdout.readline()]
             assert json.loads(head[0])["type"] == "format"
             # On SQLite this would wait for the write lock, and fail, if the export held it.
             manage("shell", "-c", WRITE, env=env)
-            exported, errors = exporting.communicate(timeout=120)
+            # Read through the pipe's buffer, which already holds more than the line read.
+            exported = exporting.stdout.read()
+            exporting.wait(timeout=120)
         finally:
             exporting.kill()
             exporting.wait()
-        assert exporting.returncode == 0, errors
+        assert exporting.returncode == 0, errors.read_text()
     lines = [line.decode() for line in head + exported.splitlines(keepends=True)]
 
     kinds = [json.loads(line)["type"] for line in lines]
