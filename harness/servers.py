@@ -1,5 +1,6 @@
 """Start and stop the real servers some tests need: redis-server (and Sentinel), daphne, nginx."""
 import asyncio
+import contextlib
 import http.cookiejar
 import json
 import os
@@ -177,6 +178,29 @@ def manage(*args, env, timeout=120):
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} exited with {result.returncode}:\n{result.stdout}{result.stderr}")
     return result.stdout + result.stderr
+
+
+@contextlib.contextmanager
+def database_migrated(directory, name):
+    """Yield the URL of a new migrated database, dropped after: SQLite in `directory`, or `name` beside DATABASE_URL's."""
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url.startswith(("postgres://", "postgresql://")):
+        url = f"sqlite:///{Path(directory) / 'db.sqlite3'}"
+        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
+        yield url
+        return
+    import psycopg
+
+    admin_url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base_url)._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = urllib.parse.urlunsplit(urllib.parse.urlsplit(base_url)._replace(path=f"/{name}"))
+        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def users_create(usernames, *, env):

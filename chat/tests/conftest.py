@@ -2,7 +2,6 @@
 import gc
 import itertools
 import os
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from channels.db import database_sync_to_async
@@ -116,27 +115,10 @@ def live_database(tmp_path_factory):
 
     A SQLite file by default; a fresh database on the same server when DATABASE_URL is PostgreSQL.
     """
-    from harness.servers import manage, project_env
+    from harness.servers import database_migrated
 
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url.startswith(("postgres://", "postgresql://")):
-        url = f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'db.sqlite3'}"
-        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
+    with database_migrated(tmp_path_factory.mktemp("live-db"), f"chat_live_{os.getpid()}") as url:
         yield url
-        return
-    import psycopg
-
-    name = f"chat_live_{os.getpid()}"
-    admin_url = urlunsplit(urlsplit(base_url)._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = urlunsplit(urlsplit(base_url)._replace(path=f"/{name}"))
-        manage("migrate", "--noinput", env=project_env(DATABASE_URL=url))
-        yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["memory", "redis"])
