@@ -14,10 +14,10 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
-from chat.domain.models import Membership, Message, Reaction, Room
+from chat.domain.models import Membership, Message, Reaction, Room, ThreadFollow
 
 FORMAT = "chat-export"
-VERSION = 1
+VERSION = 2
 # Rows per database round trip while exporting: few round trips, little held at once.
 CHUNK_SIZE = 2000
 # Rows the import holds before it stores them, one bulk insert per table.
@@ -107,12 +107,20 @@ FIELDS = {
         ("author", "author__username", _string), ("body", "body", _string), ("created_at", "created_at", _moment),
         ("edited_at", "edited_at", _nullable(_moment)), ("client_id", "client_id", _nullable(_string)),
         ("is_deleted", "is_deleted", _boolean), ("reactions", "reactions", _summary),
+        # A reply names its thread's parent by seq (in the same room, and always lower: it came first).
+        ("parent", "parent__seq", _nullable(_count)), ("also_in_room", "also_in_room", _boolean),
+        ("reply_count", "reply_count", _count), ("last_reply_at", "last_reply_at", _nullable(_moment)),
     ),
     "reaction": (
         ("room", "message__room__slug", _string), ("seq", "message__seq", _count),
         ("user", "user__username", _string), ("emoji", "emoji", _string), ("created_at", "created_at", _moment),
     ),
+    "follow": (
+        ("room", "message__room__slug", _string), ("seq", "message__seq", _count), ("user", "user__username", _string),
+    ),
 }
+# The rows that hang on one message, written after its line: (type, model, order).
+MESSAGE_ROWS = (("reaction", Reaction, ("message_id", "created_at", "id")), ("follow", ThreadFollow, ("message_id", "id")))
 
 
 def export_lines(*, chunk_size=CHUNK_SIZE):
@@ -131,17 +139,18 @@ def export_lines(*, chunk_size=CHUNK_SIZE):
                 yield _line(kind, values)
         messages = _values(Message.objects.order_by("room_id", "seq"), "message").iterator(chunk_size=chunk_size)
         while chunk := list(islice(messages, chunk_size)):
-            # One query for the reactions of a chunk, so that each reaction line follows its message's.
-            reactions = {}
-            of_chunk = Reaction.objects.filter(message_id__in=[message["id"] for message in chunk])
-            for values in _values(of_chunk.order_by("message_id", "created_at", "id"), "reaction", "message_id"):
-                reactions.setdefault(values["message_id"], []).append(values)
+            # One query per type for a chunk, so that each reaction and follow line follows its message's.
+            hanging = {}
+            for kind, model, order in MESSAGE_ROWS:
+                of_chunk = model.objects.filter(message_id__in=[message["id"] for message in chunk]).order_by(*order)
+                for values in _values(of_chunk, kind, "message_id"):
+                    hanging.setdefault(values["message_id"], []).append((kind, values))
             for message in chunk:
                 counts["message"] += 1
                 yield _line("message", message)
-                for values in reactions.get(message["id"], ()):
-                    counts["reaction"] += 1
-                    yield _line("reaction", values)
+                for kind, values in hanging.get(message["id"], ()):
+                    counts[kind] += 1
+                    yield _line(kind, values)
         yield _encode({"type": "end", "counts": counts})
 
 
@@ -246,7 +255,7 @@ class _Loader:
         self.ended = False
         self.take_kind = {
             "user": self._user, "room": self._room, "membership": self._membership,
-            "message": self._message, "reaction": self._reaction,
+            "message": self._message, "reaction": self._reaction, "follow": self._follow,
         }
 
     def take(self, number, text):
@@ -362,21 +371,32 @@ class _Loader:
             raise InvalidLine(number, f"cseq {cseq} is not between 1 and the room's last_cseq ({room.last_cseq})")
         self.seqs[room.pk] = seq
         author_id = self._user_id(number, values.pop("author"))
-        message = Message(**values, room_id=room.pk, author_id=author_id)
+        parent_seq = values.pop("parent")
+        parent_id = None if parent_seq is None else self._message_id(number, room, parent_seq, "a reply in the thread of")
+        message = Message(**values, room_id=room.pk, author_id=author_id, parent_id=parent_id)
         self.messages[room.pk, seq] = message.pk
         self.pending["message"].append(message)
 
-    def _reaction(self, number, values):
-        room = self._room_of(number, values.pop("room"))
-        seq = values.pop("seq")
+    def _message_id(self, number, room, seq, what):
         message_id = self.messages.get((room.pk, seq))
         if message_id is None:
             # Stored by an earlier batch: found through the room and seq index.
             message_id = Message.objects.filter(room_id=room.pk, seq=seq).values_list("pk", flat=True).first()
         if message_id is None:
-            raise InvalidLine(number, f"a reaction to {room.slug}#{seq}, which no message line before it holds")
+            raise InvalidLine(number, f"{what} {room.slug}#{seq}, which no message line before it holds")
+        return message_id
+
+    def _reaction(self, number, values):
+        room = self._room_of(number, values.pop("room"))
+        message_id = self._message_id(number, room, values.pop("seq"), "a reaction to")
         user_id = self._user_id(number, values.pop("user"))
         self.pending["reaction"].append(Reaction(**values, message_id=message_id, user_id=user_id))
+
+    def _follow(self, number, values):
+        room = self._room_of(number, values.pop("room"))
+        message_id = self._message_id(number, room, values.pop("seq"), "a follow of")
+        user_id = self._user_id(number, values.pop("user"))
+        self.pending["follow"].append(ThreadFollow(message_id=message_id, user_id=user_id))
 
     def _store(self):
         """Insert the rows held, table by table in the order of their references; InvalidLine if one is refused."""

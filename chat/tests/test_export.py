@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat.domain import export, invites, services
-from chat.domain.models import Membership, Message, Reaction, Room
+from chat.domain import export, invites, services, threads
+from chat.domain.models import Membership, Message, Reaction, Room, ThreadFollow
 from harness.servers import PROJECT_DIR, database_migrated, manage, project_env
 
 User = get_user_model()
@@ -51,6 +51,9 @@ def chat(make_user):
     oops, _ = services.message_create(room=general, author=bob, body="oops")
     services.message_delete(room=general, actor=bob, message_id=oops.pk)
     services.message_create(room=general, author=alice, body="line one\nline two \u2028 \"quoted\"")
+    threads.reply_create(room=general, author=bob, parent_id=hello.pk, body="in the thread")
+    threads.reply_create(room=general, author=alice, parent_id=hello.pk, body="and the room", also_in_room=True)
+    threads.thread_follow(room=general, user=carol, message_id=hello.pk)
     services.message_create(room=secret, author=carol, body="just us")
     services.message_create(room=direct, author=bob, body="psst")
     services.membership_read(room=general, user=bob, seq=2)
@@ -88,6 +91,10 @@ def database_state():
             Reaction.objects.order_by("message__room__slug", "message__seq", "created_at"), keep_id=False,
             names={"message": ("message__room__slug", "message__seq"), "user": ("user__username",)},
         ),
+        "follows": rows(
+            ThreadFollow.objects.order_by("message__room__slug", "message__seq", "user__username"), keep_id=False,
+            names={"message": ("message__room__slug", "message__seq"), "user": ("user__username",)},
+        ),
     }
 
 
@@ -120,7 +127,7 @@ def test_a_round_trip_keeps_every_field_and_exports_the_same_lines_again(chat, c
 
     counts = export.import_lines(as_file(first), batch_size=batch_size)
 
-    assert counts == {"user": 4, "room": 4, "membership": 7, "message": 7, "reaction": 4}
+    assert counts == {"user": 4, "room": 4, "membership": 7, "message": 9, "reaction": 4, "follow": 3}
     assert database_state() == before
     assert list(export.export_lines(chunk_size=chunk_size)) == first
 
@@ -153,7 +160,7 @@ def test_the_commands_write_a_private_file_or_stdout_and_read_it_or_stdin(chat, 
     stderr = io.StringIO()
     call_command("chat_export", output=str(path), stderr=stderr)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds password hashes
-    assert stderr.getvalue() == "Exported users: 4, rooms: 4, memberships: 7, messages: 7, reactions: 4.\n"
+    assert stderr.getvalue() == "Exported users: 4, rooms: 4, memberships: 7, messages: 9, reactions: 4, follows: 3.\n"
     assert list(tmp_path.iterdir()) == [path]
     stdout = io.StringIO()
     call_command("chat_export", stdout=stdout, stderr=io.StringIO())
@@ -163,7 +170,7 @@ def test_the_commands_write_a_private_file_or_stdout_and_read_it_or_stdin(chat, 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
     out = io.StringIO()
     call_command("chat_import", stdout=out)
-    assert out.getvalue() == "Imported users: 4, rooms: 4, memberships: 7, messages: 7, reactions: 4.\n"
+    assert out.getvalue() == "Imported users: 4, rooms: 4, memberships: 7, messages: 9, reactions: 4, follows: 3.\n"
     with pytest.raises(CommandError, match="rooms or messages already"):
         call_command("chat_import", source=str(path))
 
@@ -243,7 +250,7 @@ BAD_INPUT = {
     "user twice": (edit("user", 1, username="alice"), "user 'alice' or id .* comes twice"),
     "room twice": (edit("room", 1, slug="general"), "room 'general' or id .* comes twice"),
     "no format line": (lambda lines: (lines[1:], 1), "not a chat export"),
-    "newer version": (edit("format", version=2), "format version 2: this chat_import reads version 1"),
+    "newer version": (edit("format", version=3), "format version 3: this chat_import reads version 2"),
     "second format line": (insert_before("room", '{"type": "format", "format": "chat-export", "version": 1}\n'),
                            "a second format line"),
     "cut short": (lambda lines: (lines[:-1], len(lines)), "ends before its end line"),
@@ -266,7 +273,7 @@ def test_bad_input_names_its_line_and_imports_nothing(chat, case):
     assert not User.objects.exists() and not Room.objects.exists()
     assert Message._meta.get_field("created_at").auto_now_add  # the import gave back the field's default
     # Nothing was left behind that the good file would clash with.
-    assert export.import_lines(as_file(exported))["message"] == 7
+    assert export.import_lines(as_file(exported))["message"] == 9
 
 
 def test_a_row_the_database_refuses_names_the_lines_of_its_batch_and_imports_nothing(chat):
@@ -297,10 +304,13 @@ def test_the_export_yields_lines_as_it_reads_them_a_chunk_at_a_time(make_user):
                 break
         reactions_read_by_the_first_message = sum("chat_reaction" in q["sql"] for q in queries.captured_queries)
         rest = [json.loads(line)["type"] for line in lines]
-    # The reactions of the 10 messages are read per chunk of 3, each chunk's once its messages are reached.
+    # The reactions (and follows) of the 10 messages are read per chunk of 3, each chunk's once its messages are reached.
     assert reactions_read_by_the_first_message == 1
     assert sum("chat_reaction" in q["sql"] for q in queries.captured_queries) == 4
-    assert sum("chat_message" in q["sql"] and "chat_reaction" not in q["sql"] for q in queries.captured_queries) == 1
+    assert sum("chat_threadfollow" in q["sql"] for q in queries.captured_queries) == 4
+    hanging = ("chat_reaction", "chat_threadfollow")
+    assert sum("chat_message" in q["sql"] and not any(t in q["sql"] for t in hanging)
+               for q in queries.captured_queries) == 1
     assert rest[:2] == ["reaction", "message"] and rest.count("message") == 9 and rest[-1] == "end"
 
 
@@ -316,7 +326,7 @@ def test_the_import_stores_each_batch_before_it_reads_on(chat):
 
     export.import_lines(lines(), batch_size=3)
     # Messages were in the database before the last lines were read: the file is never held whole.
-    assert 0 < stored_when_read[-2] < 7
+    assert 0 < stored_when_read[-2] < 9
 
 
 SEED = """
