@@ -4,26 +4,19 @@ import secrets
 
 from django.conf import settings
 from django.core import signing
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from chat.domain import events, selectors
+from chat.domain import events, selectors, services
 from chat.domain.models import Membership, Room
 
 SALT = "chat.invite"
 
 
-def _check_creator(room, actor):
-    if not room.is_private or room.is_direct:
-        raise PermissionDenied("Only private rooms have invite links.")
-    if room.created_by_id != actor.pk:
-        raise PermissionDenied("Only the room's creator makes and revokes its invite links.")
-
-
 @transaction.atomic
 def invite_create(*, room, actor):
     """Return a new invite token to a private room (valid for CHAT_INVITE_MAX_AGE seconds); only its creator may."""
-    _check_creator(room, actor)
+    services.room_creator_check(room, actor, "invite links")
     room = Room.objects.select_for_update().get(pk=room.pk)
     if not room.invite_key:
         room.invite_key = secrets.token_hex(16)
@@ -41,7 +34,7 @@ def invite_token(room):
 
 def invite_revoke(*, room, actor):
     """Make every invite link to a room invalid at once; only its creator may."""
-    _check_creator(room, actor)
+    services.room_creator_check(room, actor, "invite links")
     Room.objects.filter(pk=room.pk).update(invite_key="")
 
 

@@ -92,17 +92,18 @@ def room_slug_from_name(name):
     return slug
 
 
-def _check_room_admin(room, actor):
+def room_creator_check(room, actor, what="members"):
+    """Raise PermissionDenied unless `room` is private (not a DM) and `actor` created it: only they manage its `what`."""
     if not room.is_private or room.is_direct:
-        raise PermissionDenied("Only private rooms have a member list to manage.")
+        raise PermissionDenied(f"Only private rooms have {what} to manage.")
     if room.created_by_id != actor.pk:
-        raise PermissionDenied("Only the room's creator manages its members.")
+        raise PermissionDenied(f"Only the room's creator manages its {what}.")
 
 
 @transaction.atomic
 def membership_add(*, room, actor, username):
     """Add the user named `username` to a private room; only its creator may."""
-    _check_room_admin(room, actor)
+    room_creator_check(room, actor)
     user = get_user_model().objects.get(username=username, is_active=True)
     membership, created = Membership.objects.get_or_create(room=room, user=user)
     if created:
@@ -114,7 +115,7 @@ def membership_add(*, room, actor, username):
 @transaction.atomic
 def membership_remove(*, room, actor, username):
     """Remove a member from a private room and close their sockets to it; only its creator may."""
-    _check_room_admin(room, actor)
+    room_creator_check(room, actor)
     membership = Membership.objects.select_related("user").get(room=room, user__username=username)
     if membership.user_id == room.created_by_id:
         raise PermissionDenied("The creator cannot be removed from their room.")

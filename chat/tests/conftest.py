@@ -54,6 +54,21 @@ def session_cookie(client):
 
 
 @pytest.fixture
+def sent(monkeypatch):
+    """Record the (kind, data) of every domain event the services send after commit, as they register it."""
+    # The test's own transaction never commits; test_broadcast_waits_for_commit covers the waiting.
+    from chat.realtime import broadcast
+
+    recorded = []
+
+    def record(group, event):
+        recorded.append((event.get("kind", event["type"]), event.get("data")))
+
+    monkeypatch.setattr(broadcast, "_send_on_commit", record)
+    return recorded
+
+
+@pytest.fixture
 async def connect():
     """Return an async factory of connected communicators; disconnects them all at the end."""
     opened = []

@@ -6,17 +6,6 @@ from django.urls import reverse
 
 from chat.domain import events, invites, services
 from chat.domain.models import Membership
-from chat.realtime import broadcast
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Record the (kind, data) of every domain event the services send after commit."""
-    recorded = []
-    monkeypatch.setattr(broadcast, "_send_on_commit", lambda group, event: recorded.append(
-        (event.get("kind", event["type"]), event.get("data"))
-    ))
-    return recorded
 
 
 @pytest.fixture

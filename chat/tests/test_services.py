@@ -5,25 +5,11 @@ from django.db import IntegrityError
 
 from chat.domain import events, services
 from chat.domain.models import Membership, Message, Room
-from chat.realtime import broadcast
 
 
 @pytest.fixture
 def alice(make_user):
     return make_user("alice")
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Record the (kind, data) of every domain event the services send after commit, as they register it."""
-    # The test's own transaction never commits; test_broadcast_waits_for_commit covers the waiting.
-    events = []
-
-    def record(group, event):
-        events.append((event.get("kind", event["type"]), event.get("data")))
-
-    monkeypatch.setattr(broadcast, "_send_on_commit", record)
-    return events
 
 
 def kinds(sent, *wanted):

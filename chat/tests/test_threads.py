@@ -4,17 +4,6 @@ from django.core.exceptions import ValidationError
 
 from chat.domain import events, selectors, services, threads
 from chat.domain.models import Message, ThreadFollow
-from chat.realtime import broadcast
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Record the (kind, data) of every domain event the services send after commit."""
-    recorded = []
-    monkeypatch.setattr(broadcast, "_send_on_commit", lambda group, event: recorded.append(
-        (event.get("kind", event["type"]), event.get("data"))
-    ))
-    return recorded
 
 
 @pytest.fixture
