@@ -646,7 +646,9 @@ def test_search_finds_a_message_and_opens_the_room_at_it_and_ctrl_k_switches_roo
     results = ada.locator(".search__result")
     expect(results).to_have_count(2)
     expect(results.first.locator("mark")).to_have_text("kingfisher")
-    expect(results.first.locator(".search__snippet")).to_contain_text("<b>left</b>")  # as typed, escaped
+    # The tag typed in the message is text, never markup (PostgreSQL's headline leaves it out, SQLite's shows it).
+    expect(results.first.locator(".search__snippet")).to_contain_text("left")
+    expect(results.first.locator(".search__snippet b")).to_have_count(0)
     expect(ada.locator(".search__chips")).to_contain_text(f"in:{room}")
     results.nth(1).get_by_role("link", name=re.compile(r"\d{4}-\d{2}-\d{2}")).click()
     target = ada.locator("#messages > .message.message--focused")
