@@ -33,6 +33,23 @@ def test_signup_creates_the_user_and_logs_in(client, db):
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("next_url, goes_to", [
+    ("/invite/abc/", "/invite/abc/"),
+    ("https://elsewhere.example/", "/"),
+    ("//elsewhere.example/", "/"),
+])
+def test_signup_from_a_page_behind_the_login_goes_back_to_it_on_this_site_only(client, db, next_url, goes_to):
+    login_page = client.get(reverse("login"), {"next": next_url}).content.decode()
+    # The login page passes on only a next of this site (Django's own check), as the sign-up does.
+    assert (f'{reverse("signup")}?next=' in login_page) == (goes_to == next_url)
+    form = client.get(reverse("signup"), {"next": next_url}).content.decode()
+    assert 'name="next"' in form
+    response = client.post(reverse("signup"), {
+        "username": "carol", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase", "next": next_url,
+    })
+    assert response.status_code == 302 and response["Location"] == goes_to
+
+
 def test_signup_with_mismatched_passwords_shows_errors(client, db):
     response = client.post(reverse("signup"), {"username": "carol", "password1": "a-long-pass", "password2": "other"})
     assert response.status_code == 400

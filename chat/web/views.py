@@ -12,6 +12,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -36,22 +37,31 @@ class LoginView(auth_views.LoginView):
         return response
 
 
+def _next_url(request):
+    """Return the page to go to after logging in or signing up (?next= on this site only), or the lobby."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return target if target and safe else reverse("chat:index")
+
+
 def signup(request):
     """Create an account and log the new user in; each address may sign up a few times an hour."""
     if request.user.is_authenticated:
-        return redirect("chat:index")
+        return redirect(_next_url(request))
     form = UserCreationForm(request.POST or None)
+    # An invite link (or any page behind the login) sends a new user back to it once signed up.
+    context = {"form": form, "next": request.POST.get("next") or request.GET.get("next", "")}
     if request.method == "POST":
         try:
             Limit.from_setting("signup").check(client_address(request), "Too many sign-ups from your address.")
         except LimitExceeded as error:
             form.add_error(None, f"{error.detail} Try again in {int(error.retry_after) + 1} seconds.")
-            return render(request, "registration/signup.html", {"form": form}, status=429)
+            return render(request, "registration/signup.html", context, status=429)
         if form.is_valid():
             user = form.save()
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            return redirect("chat:index")
-    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
+            return redirect(_next_url(request))
+    return render(request, "registration/signup.html", context, status=400 if form.errors else 200)
 
 
 def _room_lists(user):
