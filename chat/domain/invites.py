@@ -7,7 +7,7 @@ from django.core import signing
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from chat.domain import events, selectors, services
+from chat.domain import services
 from chat.domain.models import Membership, Room
 
 SALT = "chat.invite"
@@ -60,6 +60,6 @@ def invite_accept(*, token, user):
     """Make `user` a member of the room an invite token admits to; return (room, created)."""
     room = invite_room(token)
     _, created = Membership.objects.get_or_create(room=room, user=user)
-    if created and not room.is_archived:
-        events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
+    if created:
+        services.membership_announce(user, room)
     return room, created

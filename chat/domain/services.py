@@ -59,10 +59,17 @@ def _room_join(room, user):
             raise PermissionDenied("This room is private.")
         return room, membership
     membership, created = Membership.objects.get_or_create(room=room, user=user)
-    # An archived room stays out of room lists, so a reader who joins it has nothing to add to theirs.
-    if created and not room.is_archived:
-        events.room_added(user, room, unread=selectors.room_unread_count(room=room, user=user, after=0))
+    if created:
+        membership_announce(user, room)
     return room, membership
+
+
+def membership_announce(user, room, *, added_by=None):
+    """Tell a new member's sockets that the room joined their sidebar, with what they have not read of it."""
+    # An archived room stays out of room lists, so a member who joins it has nothing to add to theirs.
+    if not room.is_archived:
+        unread = selectors.room_unread_count(room=room, user=user, after=0)
+        events.room_added(user, room, unread=unread, added_by=added_by)
 
 
 def room_open(*, slug, user, name=None, private=False):
@@ -107,8 +114,7 @@ def membership_add(*, room, actor, username):
     user = get_user_model().objects.get(username=username, is_active=True)
     membership, created = Membership.objects.get_or_create(room=room, user=user)
     if created:
-        unread = selectors.room_unread_count(room=room, user=user, after=0)
-        events.room_added(user, room, unread=unread, added_by=actor)
+        membership_announce(user, room, added_by=actor)
     return membership
 
 
@@ -213,7 +219,7 @@ def message_create(*, room, author, body, client_id=None):
         [message] = message_create_many([{"room": room, "author": author, "body": body, "client_id": client_id}])
     except IntegrityError:
         # This client_id was stored before (a retry): the insert, seq included, rolled back.
-        existing = client_id and _message_by_client_id(room, author, client_id)
+        existing = client_id and message_by_client_id(room, author, client_id)
         if not existing:
             raise
         return existing, False
@@ -325,7 +331,8 @@ def message_mentions_notify(message):
         events.user_mentioned(user_id, message)
 
 
-def _message_by_client_id(room, author, client_id):
+def message_by_client_id(room, author, client_id):
+    """Return the author's message in the room sent with this client_id, or None."""
     return Message.objects.select_related("author", "room").filter(room=room, author=author, client_id=client_id).first()
 
 

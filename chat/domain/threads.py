@@ -16,9 +16,7 @@ def reply_create(*, room, author, parent_id, body, client_id=None, also_in_room=
         with transaction.atomic():
             return _reply_store(room, author, parent_id, body, client_id, also_in_room), True
     except IntegrityError:
-        existing = client_id and Message.objects.select_related("author", "room").filter(
-            room=room, author=author, client_id=client_id
-        ).first()
+        existing = client_id and services.message_by_client_id(room, author, client_id)
         if not existing:
             raise
         return existing, False
