@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 # Safe this early: the module imports nothing of Django, the app or redis-py at import time.
-from chat.platform.redisclients import RedisTarget, layer_host, sentinel_addresses
+from chat.platform.redisclients import RedisTarget, layer_hosts, sentinel_addresses, shard_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -113,6 +113,17 @@ REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "1000"))
 # --websocket_timeout); a group membership must outlive its socket, or a
 # long-lived socket silently stops receiving its room.
 DAPHNE_WEBSOCKET_TIMEOUT = int(os.environ.get("DAPHNE_WEBSOCKET_TIMEOUT", "86400"))
+# The channel layer's shards: each group (a room's, the users') lives on the Redis its name hashes
+# to, so every process must list the same URLs in the same order. Presence and the limits stay on
+# REDIS_URL: a user's or a room's keys must be in one place that every process reads.
+try:
+    CHANNEL_LAYER_REDIS_URLS = shard_urls(os.environ.get("CHANNEL_LAYER_REDIS_URLS", ""))
+except ValueError as error:
+    raise ImproperlyConfigured(f"CHANNEL_LAYER_REDIS_URLS: {error}") from None
+if CHANNEL_LAYER_REDIS_URLS and not REDIS_URL:
+    raise ImproperlyConfigured("CHANNEL_LAYER_REDIS_URLS needs REDIS_URL (presence and the limits live there).")
+if CHANNEL_LAYER_REDIS_URLS and REDIS_SENTINELS:
+    raise ImproperlyConfigured("CHANNEL_LAYER_REDIS_URLS cannot be combined with REDIS_SENTINELS (one master per set).")
 
 
 if REDIS_URL:
@@ -120,20 +131,20 @@ if REDIS_URL:
     # locally; the measurement in bench/layer_fanout.py (README) chose it.
     CHANNEL_LAYER_BACKEND = os.environ.get("CHANNEL_LAYER", "pubsub")
     _redis_target = RedisTarget(REDIS_URL, tuple(REDIS_SENTINELS), REDIS_SENTINEL_MASTER)
-    _layer_host = layer_host(_redis_target, REDIS_MAX_CONNECTIONS)
+    _layer_hosts = layer_hosts(_redis_target, CHANNEL_LAYER_REDIS_URLS, REDIS_MAX_CONNECTIONS)
     if CHANNEL_LAYER_BACKEND == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                 # Subscriptions live as long as the socket: no group expiry to set.
-                "CONFIG": {"hosts": [_layer_host]},
+                "CONFIG": {"hosts": _layer_hosts},
             }
         }
     elif CHANNEL_LAYER_BACKEND == "core":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [_layer_host], "group_expiry": DAPHNE_WEBSOCKET_TIMEOUT},
+                "CONFIG": {"hosts": _layer_hosts, "group_expiry": DAPHNE_WEBSOCKET_TIMEOUT},
             }
         }
     else:

@@ -57,6 +57,25 @@ def layer_host(target, max_connections):
     }
 
 
+def layer_hosts(target, shard_urls, max_connections):
+    """Return the channels-redis host entries: `target` alone, or one per URL of `shard_urls`, the layer's shards."""
+    if not shard_urls:
+        return [layer_host(target, max_connections)]
+    return [layer_host(RedisTarget(url), max_connections) for url in shard_urls]
+
+
+def shard_urls(value):
+    """Return the Redis URLs of a comma-separated list such as CHANNEL_LAYER_REDIS_URLS; raise ValueError on a bad one."""
+    urls = [item.strip() for item in value.split(",") if item.strip()]
+    for url in urls:
+        if not url.startswith(("redis://", "rediss://")):
+            raise ValueError(f"{url!r} is not a redis:// or rediss:// URL.")
+    if len(set(urls)) != len(urls):
+        # The same server twice would carry two shares of the groups under two pools.
+        raise ValueError("a Redis URL is listed twice.")
+    return urls
+
+
 def sync_client(target, **options):
     """Return a redis.Redis on `target`'s master; the socket_* `options` bound the calls to the Sentinels too."""
     import redis

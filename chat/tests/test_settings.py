@@ -66,6 +66,30 @@ def test_sentinels_replace_the_direct_address():
     }]
 
 
+def test_shard_urls_give_the_layer_one_host_each_and_leave_the_rest_on_redis_url():
+    env = production_env(SECRET_KEY="k", REDIS_URL="redis://main:6379/0",
+                         CHANNEL_LAYER_REDIS_URLS="redis://main:6379/0, rediss://:pw@second:6380/1")
+    layers, redis_url = settings_of(env, "CHANNEL_LAYERS", "REDIS_URL")
+    assert layers["default"]["CONFIG"]["hosts"] == [
+        {"address": "redis://main:6379/0", "max_connections": 1000},
+        {"address": "rediss://:pw@second:6380/1", "max_connections": 1000},
+    ]
+    assert redis_url == "redis://main:6379/0"
+
+
+@pytest.mark.parametrize(("overrides", "error"), [
+    ({"CHANNEL_LAYER_REDIS_URLS": "redis://a:6379/0,cache:6379"}, "'cache:6379' is not a redis:// or rediss:// URL"),
+    ({"CHANNEL_LAYER_REDIS_URLS": "redis://a:6379/0,redis://a:6379/0"}, "listed twice"),
+    ({"CHANNEL_LAYER_REDIS_URLS": "redis://a:6379/0", "REDIS_URL": ""}, "needs REDIS_URL"),
+    ({"CHANNEL_LAYER_REDIS_URLS": "redis://a:6379/0", "REDIS_SENTINELS": "s1:26379"}, "REDIS_SENTINELS"),
+])
+def test_bad_shard_settings_stop_the_server_with_a_clear_error(overrides, error):
+    env = production_env(SECRET_KEY="k", REDIS_URL="redis://a:6379/0")
+    env.update(overrides)
+    with pytest.raises(RuntimeError, match=error):
+        manage("check", env=env)
+
+
 def test_static_files_use_the_manifest_only_outside_debug_and_tests():
     env = production_env(SECRET_KEY="k")
     storage = "whitenoise.storage.CompressedManifestStaticFilesStorage"
