@@ -5,6 +5,7 @@
     python -m bench rooms           # 100 rooms of 10 on PostgreSQL
     python -m bench idle --sockets 10000
     python -m bench connect --connect-sockets 200   # v2's page load and subscribe against v1's handshake
+    python -m bench shards          # redis-server's ceiling and the layer's cost, on one Redis and on two
     python -m bench smoke --out /tmp/smoke   # a few clients; exits 1 on a lost or duplicate message
 """
 import argparse
@@ -17,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import report, run
+from bench import report, run, shards
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +37,7 @@ def names(text):
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default="all", choices=["all", "room", "rooms", "idle", "connect", "smoke"])
+    parser.add_argument("scenario", nargs="?", default="all", choices=["all", "room", "rooms", "idle", "connect", "shards", "smoke"])
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the JSON files and the chart go")
     parser.add_argument("--clients", type=int, default=3, help="client processes (one receives ~17k frames/s)")
     parser.add_argument("--handshakes", type=int, default=4,
@@ -67,6 +68,9 @@ def parse(argv):
     connect.add_argument("--connect-sockets", type=int, default=200)
     connect.add_argument("--connect-rounds", type=int, default=2, help="each round times v1 and v2 once, in turn")
     connect.add_argument("--connect-room-size", type=int, default=10)
+    sharding = parser.add_argument_group("shards: what the channel layer costs each Redis, one shard against two")
+    sharding.add_argument("--shard-rooms", type=int, default=200)
+    sharding.add_argument("--shard-seconds", type=float, default=5)
     args = parser.parse_args(argv)
     if args.scenario == "smoke":
         args.sizes, args.loads, args.senders, args.deliveries, args.clients = [4], [200], 2, 200, 1
@@ -135,6 +139,16 @@ def main(argv=None):
             print(report.table(rows, report.CONNECT_COLUMNS))
             print(report.table(report.connect_ratios(rows), report.CONNECT_RATIO_COLUMNS))
             failures += [r for r in rows if r["connect_failed"]]
+    if args.scenario in ("all", "shards"):
+        started, load = time.time(), os.getloadavg()
+        print("== shards: redis-server's ceiling, then the channel layer, on one Redis and on two", flush=True)
+        ceilings, rows = shards.shards_scenario(rooms=args.shard_rooms, processes=args.servers,
+                                                publishers=args.clients, seconds=args.shard_seconds)
+        save(args, "shards", ceilings + rows, started, load)
+        print(report.table(ceilings, shards.CEILING_COLUMNS))
+        print(report.table(rows, shards.COLUMNS))
+        print(shards.ratio(rows))
+        failures += [r for r in ceilings + rows if r["lost"]]
     if failures:
         print(f"FAILED: {len(failures)} measurement(s) lost, duplicated or refused something; logs in {workdir}",
               file=sys.stderr)
