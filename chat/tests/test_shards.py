@@ -19,17 +19,23 @@ MESSAGE_RATE = (len(ROOMS) + 4, 60)
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    """Start two private redis-servers; yield their URLs."""
+def shard_servers(tmp_path_factory):
+    """Start two private redis-servers; yield them."""
     directory = tmp_path_factory.mktemp("shards")
     servers = []
     try:
         for name in ("shard-0", "shard-1"):
             servers.append(start_redis(directory, name=name))
-        yield [f"redis://127.0.0.1:{server.port}/0" for server in servers]
+        yield servers
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def shards(shard_servers):
+    """Return the URLs of the two shards."""
+    return [f"redis://127.0.0.1:{server.port}/0" for server in shard_servers]
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +159,22 @@ async def test_the_message_limit_counts_a_user_on_both_processes(daphnes):
     assert refused["code"] == "rate_limited" and refused["client_id"] == f"lim-{count}"
     assert 0 < refused["retry_after"] <= MESSAGE_RATE[1]
     assert all(f"lim-{count}" not in ids for ids in later), later
+
+
+def test_the_health_check_names_a_dead_shard_that_the_layer_probe_misses(daphnes, shard_servers):
+    # Last in the module: it stops a shard (and starts it again).
+    url_a, _ = daphnes
+    client = WebClient(url_a)
+    status, body = client.request("/healthz")
+    assert status == 200
+    assert json.loads(body)["checks"] == {"database": "ok", "channel_layer": "ok", "channel_layer_shards": "ok"}
+    # The second shard carries no presence, limits or probe group: only the shard check sees it go.
+    shard_servers[1].stop()
+    try:
+        status, body = client.request("/healthz")
+    finally:
+        shard_servers[1].start()
+    assert status == 503
+    assert json.loads(body)["checks"] == {"database": "ok", "channel_layer": "ok", "channel_layer_shards": "failed"}
+    status, body = client.request("/healthz")
+    assert (status, json.loads(body)["status"]) == (200, "ok")
