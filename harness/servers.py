@@ -250,6 +250,19 @@ def start_daphne(tmp_path, *, env, name="daphne", options=()):
     return start_on_a_free_port(build)
 
 
+@contextlib.contextmanager
+def daphnes_running(tmp_path, *, env, names=("a", "b")):
+    """Yield the base URLs of daphne processes daphne-<name> started on `env`; stop every one on the way out."""
+    servers = []
+    try:
+        for name in names:
+            servers.append(start_daphne(tmp_path, env=env, name=f"daphne-{name}"))
+        yield [f"http://127.0.0.1:{server.port}" for server in servers]
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def start_nginx(config_path, prefix, port):
     """Start nginx with `config_path` (pid, logs and temp files under `prefix`), listening on `port`."""
     binary = require_binary("nginx")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, users_create
+from harness.servers import WebClient, daphnes_running, frame_of, project_env, rooms_create, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 _rooms = itertools.count(1)
@@ -26,14 +26,8 @@ def daphnes(logs, redis_server, live_database):
     env = project_env(REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1,localhost")
     users_create(["ann", "ben", "cat"], env=env)
     rooms_create([f"mp-{n}" for n in range(1, ROOMS + 1)], env=env)
-    servers = []
-    try:
-        for name in ("a", "b"):
-            servers.append(start_daphne(logs, env=env, name=f"daphne-{name}"))
-        yield [f"http://127.0.0.1:{server.port}" for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+    with daphnes_running(logs, env=env) as urls:
+        yield urls
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from chat.tests.test_multiprocess import subscribe
-from harness.servers import WebClient, frame_of, project_env, rooms_create, start_daphne, start_redis, users_create
+from harness.servers import WebClient, daphnes_running, frame_of, project_env, rooms_create, start_redis, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 ROOMS = [f"shard-{n}" for n in range(1, 21)]
@@ -48,14 +48,8 @@ def daphnes(tmp_path_factory, shards, live_database):
     )
     users_create(["sa", "sb", "sc"], env=env)
     rooms_create(ROOMS, env=env)
-    servers = []
-    try:
-        for name in ("a", "b"):
-            servers.append(start_daphne(logs, env=env, name=f"daphne-{name}"))
-        yield [f"http://127.0.0.1:{server.port}" for server in servers]
-    finally:
-        for server in servers:
-            server.stop()
+    with daphnes_running(logs, env=env) as urls:
+        yield urls
 
 
 def room_groups(url):
