@@ -71,6 +71,7 @@ def parse(argv):
     sharding = parser.add_argument_group("shards: what the channel layer costs each Redis, one shard against two")
     sharding.add_argument("--shard-rooms", type=int, default=200)
     sharding.add_argument("--shard-seconds", type=float, default=5)
+    sharding.add_argument("--shard-publishes", type=int, default=300_000, help="redis-benchmark's PUBLISHes per run")
     args = parser.parse_args(argv)
     if args.scenario == "smoke":
         args.sizes, args.loads, args.senders, args.deliveries, args.clients = [4], [200], 2, 200, 1
@@ -143,7 +144,8 @@ def main(argv=None):
         started, load = time.time(), os.getloadavg()
         print("== shards: redis-server's ceiling, then the channel layer, on one Redis and on two", flush=True)
         ceilings, rows = shards.shards_scenario(rooms=args.shard_rooms, processes=args.servers,
-                                                publishers=args.clients, seconds=args.shard_seconds)
+                                                publishers=args.clients, seconds=args.shard_seconds,
+                                                publishes=args.shard_publishes)
         save(args, "shards", ceilings + rows, started, load)
         print(report.table(ceilings, shards.CEILING_COLUMNS))
         print(report.table(rows, shards.COLUMNS))

@@ -30,3 +30,25 @@ def test_the_benchmark_delivers_every_message_on_all_three_apps_and_times_both_h
         assert row["connected"] == row["sockets"] == 4 and row["connect_failed"] == 0, row
         assert row["handshake_p50_ms"] > 0 and row["server_cpu_us_per_socket"] >= 0, row
     assert all(row["subscribe_p50_ms"] is not None for row in rows if row["handshake"] == "v2")
+
+
+def test_the_shards_scenario_counts_every_publish_and_delivery_on_one_redis_and_on_two(tmp_path):
+    for binary in ("redis-server", "redis-benchmark", "redis-cli"):
+        require_binary(binary)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "shards", "--out", str(tmp_path), "--shard-seconds", "1", "--shard-rooms", "20",
+         "--shard-publishes", "20000", "--servers", "2", "--clients", "1"],
+        cwd=PROJECT_DIR, env=project_env(), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    rows = json.loads((tmp_path / "shards.json").read_text())["rows"]
+    ceilings = [row for row in rows if "publishes_per_s" in row]
+    layers = [row for row in rows if "messages_per_s" in row]
+    assert [row["shards"] for row in ceilings] == [row["shards"] for row in layers] == [1, 2]
+    for row in ceilings:
+        assert row["publishes_per_s"] > 0 and row["lost"] == 0 and row["redis_us_per_publish"] > 0, row
+    for row in layers:
+        assert row["messages"] > 0 and row["lost"] == 0 and row["deliveries_per_s"] > 0, row
+    # Both Redis servers took part in the two-shard runs.
+    assert all(len(row["redis_cpu_percent"].split(", ")) == 2 for row in rows if row["shards"] == 2)
+    assert "two shards / one" in result.stdout
