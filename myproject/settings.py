@@ -297,6 +297,9 @@ CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per us
 CHAT_SIGNUP_RATE = env_rate("CHAT_SIGNUP_RATE", "5/3600")  # per address
 CHAT_HANDSHAKE_RATE = env_rate("CHAT_HANDSHAKE_RATE", "60/10")  # websocket handshakes per address, per process
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
+# Uploads (chat/domain/attachments.py, README "Files and images").
+# Images with more pixels than this are refused before they are decoded (decompression bombs are small files).
+CHAT_IMAGE_MAX_PIXELS = int(os.environ.get("CHAT_IMAGE_MAX_PIXELS", str(40_000_000)))
 # Keep equal to daphne's --websocket-max-message-size (deploy/, Makefile).
 CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))
 
