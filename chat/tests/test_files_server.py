@@ -199,3 +199,32 @@ async def test_a_message_cannot_take_someone_elses_upload(clients):
     assert error["type"] == "error" and error["code"] == "invalid" and error["request_id"] == 7
     assert error["detail"] == "Attach only files you uploaded to this room." and error["client_id"] == "steal"
     assert empty["type"] == "error" and empty["code"] == "empty"
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory, env):
+    """Start a daphne whose storage is remote (chat/tests/remote_storage.py); yield its base URL."""
+    daphne = start_daphne(tmp_path_factory.mktemp("remote"), env={
+        **env, "CHAT_FILES_STORAGE": "chat.tests.remote_storage.SignedStorage", "CHAT_FILES_URL_EXPIRY": "120",
+    })
+    try:
+        yield f"http://127.0.0.1:{daphne.port}"
+    finally:
+        daphne.stop()
+
+
+async def test_remote_storage_redirects_a_member_to_a_signed_expiring_url(remote):
+    fay, fin, fox = (WebClient(remote).login(name) for name in ("fay", "fin", "fox"))
+    status, answer = fay.upload(f"/chat/{PRIVATE}/uploads/", "notes.txt", b"remote notes")
+    assert status == 201, answer
+    await send_with(fay, PRIVATE, [answer["id"]])
+    status, headers, _ = fin.fetch(answer["url"])
+    assert status == 302 and headers["Cache-Control"] == "private, no-store"
+    location = urllib.parse.urlsplit(headers["Location"])
+    query = urllib.parse.parse_qs(location.query)
+    assert location.netloc == "files.example.test" and location.path.startswith("/attachments/")
+    assert query == {
+        "expire": ["120"], "ResponseContentType": ["text/plain; charset=utf-8"],
+        "ResponseContentDisposition": ['attachment; filename="notes.txt"'],
+    }
+    assert fox.fetch(answer["url"])[0] == 404
