@@ -10,7 +10,8 @@ import { EmojiPicker } from "./reactions.js";
 import { ReadMarker } from "./read.js";
 import { ThreadPanel } from "./thread.js";
 import { setupTypingSender, TypingIndicator } from "./typing.js";
-import { messageUrl } from "./urls.js";
+import { Uploads } from "./uploads.js";
+import { messageUrl, uploadUrl } from "./urls.js";
 
 // Why a room cannot be shown, by the code of the error that answered its subscribe.
 const REFUSED_TEXTS = new Map([
@@ -107,7 +108,16 @@ export class RoomView {
       signal: this.#abort.signal,
     });
     this.announcer = new Announcer(byId("announcer"), config.username);
-    setupComposer(this.form, this.textarea, (body) => this.#compose(body));
+    this.uploads = new Uploads({
+      form: this.form,
+      textarea: this.textarea,
+      button: byId("composer-attach"),
+      input: byId("composer-files"),
+      list: byId("composer-uploads"),
+      url: uploadUrl(config.slug),
+      csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "",
+    });
+    setupComposer(this.form, this.textarea, (body) => this.#compose(body), () => this.uploads.count > 0);
     setupCompletion(this.textarea, byId("composer-completion"), config);
     setupRoomEditor(byId("room-edit"), byId("room-edit-form"), (fields) => {
       if (this.#subscribed) this.socket.request({ type: "room_update", room: this.slug, ...fields });
@@ -309,12 +319,26 @@ export class RoomView {
     return this.#subscribed && this.socket.send({ ...frame, room: this.slug });
   }
 
-  #sendLocal({ clientId, body }) {
+  #sendLocal({ clientId, body, attachments }) {
     // Unsent now means sent after the next subscribed, so the result needs no handling.
-    this.#send({ type: "send", body, client_id: clientId });
+    this.#send({ type: "send", body, client_id: clientId, ...(attachments?.length ? { attachments } : {}) });
+  }
+
+  /** Send the message once its files are uploaded: only those that made it go with it. */
+  async #composeWithFiles(body) {
+    const attachments = await this.uploads.settled();
+    if (!attachments.length && !body.trim()) return;
+    this.uploads.clear(attachments);
+    const clientId = newClientId();
+    this.messages.addLocal(clientId, body, attachments);
+    this.#sendLocal({ clientId, body, attachments });
   }
 
   #compose(body) {
+    if (!this.editor.target && this.uploads.count) {
+      this.#composeWithFiles(body);
+      return;
+    }
     if (!this.editor.target) {
       const clientId = newClientId();
       this.messages.addLocal(clientId, body);
