@@ -1,9 +1,11 @@
 """chat/domain/attachments.py: what an upload may be, which files a message may take, and what deleting removes."""
 import datetime
+from io import StringIO
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
+from django.core.management import call_command
 from django.test import TestCase
 from django.utils import timezone
 
@@ -196,3 +198,11 @@ def test_who_may_read_a_file(room, alice, make_user):
     assert attachments.attachment_get_for_user(attachment_id=unsent.pk, user=bob) == unsent
     with pytest.raises(PermissionDenied):
         attachments.attachment_get_for_user(attachment_id=unsent.pk, user=outsider)
+
+
+def test_the_clean_command_deletes_stale_uploads(room, alice):
+    stale = upload(room, alice)
+    Attachment.objects.filter(pk=stale.pk).update(created_at=timezone.now() - datetime.timedelta(days=1, minutes=1))
+    output = StringIO()
+    call_command("chat_uploads_clean", stdout=output)
+    assert output.getvalue() == "Deleted 1 unsent upload.\n" and not Attachment.objects.exists()
