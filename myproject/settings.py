@@ -203,7 +203,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        # A remote storage's origin too, where thumbnails are redirected to (chat/web/files.py).
+        "img-src": ["'self'", "data:", *env_list("CHAT_FILES_IMAGE_ORIGINS")],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
