@@ -252,6 +252,16 @@ def start_daphne(tmp_path, *, env, name="daphne", options=()):
     return start_on_a_free_port(build)
 
 
+@contextlib.contextmanager
+def daphne_serving(tmp_path, *, env):
+    """Run one daphne for the block and yield its base URL; it is stopped however the block ends."""
+    daphne = start_daphne(tmp_path, env=env)
+    try:
+        yield f"http://127.0.0.1:{daphne.port}"
+    finally:
+        daphne.stop()
+
+
 def start_nginx(config_path, prefix, port):
     """Start nginx with `config_path` (pid, logs and temp files under `prefix`), listening on `port`."""
     binary = require_binary("nginx")

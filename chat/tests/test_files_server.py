@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from harness.servers import WebClient, frame_of, manage, project_env, rooms_create, start_daphne, users_create
+from harness.servers import WebClient, daphne_serving, frame_of, manage, project_env, rooms_create, users_create
 from chat.tests import hostile_files
 
 pytestmark = [pytest.mark.timeout(120)]
@@ -55,11 +55,8 @@ def stored(env):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, env):
     """Start daphne; yield its base URL."""
-    daphne = start_daphne(tmp_path_factory.mktemp("files"), env=env)
-    try:
-        yield f"http://127.0.0.1:{daphne.port}"
-    finally:
-        daphne.stop()
+    with daphne_serving(tmp_path_factory.mktemp("files"), env=env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -204,13 +201,9 @@ async def test_a_message_cannot_take_someone_elses_upload(clients):
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory, env):
     """Start a daphne whose storage is remote (chat/tests/remote_storage.py); yield its base URL."""
-    daphne = start_daphne(tmp_path_factory.mktemp("remote"), env={
-        **env, "CHAT_FILES_STORAGE": "chat.tests.remote_storage.SignedStorage", "CHAT_FILES_URL_EXPIRY": "120",
-    })
-    try:
-        yield f"http://127.0.0.1:{daphne.port}"
-    finally:
-        daphne.stop()
+    remote_env = {**env, "CHAT_FILES_STORAGE": "chat.tests.remote_storage.SignedStorage", "CHAT_FILES_URL_EXPIRY": "120"}
+    with daphne_serving(tmp_path_factory.mktemp("remote"), env=remote_env) as url:
+        yield url
 
 
 async def test_remote_storage_redirects_a_member_to_a_signed_expiring_url(remote):
