@@ -66,10 +66,15 @@ def content_sniff(data):
     return "application/octet-stream" if "\x00" in text else "text/plain"
 
 
+def upload_size_check(size):
+    """Raise ValidationError (code too_large) if one file of `size` bytes is more than an upload may be."""
+    if size > settings.CHAT_UPLOAD_MAX_BYTES:
+        raise ValidationError(f"The file is larger than {_size(settings.CHAT_UPLOAD_MAX_BYTES)}.", code="too_large")
+
+
 def attachment_prepare(*, name, data):
     """Return the upload checked, its image re-encoded with a thumbnail; raise ValidationError saying why not."""
-    if len(data) > settings.CHAT_UPLOAD_MAX_BYTES:
-        raise ValidationError(f"The file is larger than {_size(settings.CHAT_UPLOAD_MAX_BYTES)}.", code="too_large")
+    upload_size_check(len(data))
     if not data:
         raise ValidationError("The file is empty.", code="empty")
     content_type = content_sniff(data)
@@ -92,7 +97,7 @@ def attachment_prepare(*, name, data):
 
 
 def _size(count):
-    return f"{count / 1024 / 1024:g} MB" if count >= 1024 * 1024 else f"{count / 1024:g} KB"
+    return f"{count / 1024 / 1024:.3g} MB" if count >= 1024 * 1024 else f"{count / 1024:.3g} KB"
 
 
 def upload_quota_check(*, user, size):

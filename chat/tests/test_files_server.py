@@ -120,7 +120,7 @@ def test_an_upload_without_the_csrf_token_is_refused(clients):
     ("bomb.png", hostile_files.png_bomb(), "The image is refused: image is larger than 40 megapixels."),
     ("half.jpg", hostile_files.cut_off(hostile_files.jpeg(300, 300)), "The image is refused: the image is broken or cut off."),
     ("tool.exe", b"MZ\x90\x00" + bytes(200), "Files of this type (application/x-msdownload) are not allowed."),
-    ("big.txt", b"a" * 2_000_001, "The file is larger than 2000000 bytes."),
+    ("big.txt", b"a" * 2_000_001, "The file is larger than 1.91 MB."),
 ])
 def test_hostile_uploads_are_refused_with_the_reason(clients, filename, data, refusal):
     status, answer = clients["fay"].upload(f"/chat/{PUBLIC}/uploads/", filename, data, "image/png")

@@ -37,10 +37,9 @@ async def upload(request, slug):
     uploaded = request.FILES.get("file")
     if uploaded is None:
         return _refusal(400, "invalid", "Send the file as the multipart field 'file'.")
-    if uploaded.size > settings.CHAT_UPLOAD_MAX_BYTES:
-        # Refused before it is read into memory.
-        return _refusal(413, "too_large", f"The file is larger than {settings.CHAT_UPLOAD_MAX_BYTES} bytes.")
     try:
+        # Refused before it is read into memory.
+        attachments.upload_size_check(uploaded.size)
         # Decoding and re-encoding an image takes the CPU for a while: a worker thread, not the event loop.
         prepared = await sync_to_async(_prepare, thread_sensitive=False)(uploaded)
         attachment = await database_sync_to_async(attachments.attachment_create)(
