@@ -1,5 +1,6 @@
 """Files in real Chromium: attach by button, paste and drop, see thumbnails and a card, download as a member only."""
 import base64
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -47,7 +48,7 @@ def test_attach_by_button_paste_and_drop_then_a_member_downloads_and_others_cann
     ada = open_page(uploads_app, "ada")
     enter_room(ada, ROOM)
     with ada.expect_file_chooser() as chooser:
-        ada.get_by_role("button", name="Attach files").click()
+        ada.get_by_role("button", name="Attach files", exact=True).click()
     chooser.value.set_files(files=[{"name": "wide.png", "mimeType": "image/png", "buffer": hostile_files.png(800, 200)}])
     # A screenshot pasted from the clipboard has no name of its own.
     pasted = data_transfer(ada, [("", "image/png", hostile_files.png(120, 90, color=(10, 200, 10)))])
@@ -113,3 +114,25 @@ def test_an_upload_shows_progress_can_be_cancelled_and_a_refusal_says_why(upload
     expect(ada.locator("#composer-uploads")).to_be_hidden()
     for route in held:
         route.abort()
+
+
+def test_a_reply_in_a_thread_takes_a_file_with_no_text(uploads_app, open_page):
+    ada, bruno = open_page(uploads_app, "ada"), open_page(uploads_app, "bruno")
+    enter_room(ada, ROOM)
+    enter_room(bruno, ROOM)
+    send(ada, "the plan, please?")
+    parent = bruno.locator("#messages > .message[data-seq]", has_text="the plan, please?")
+    parent.hover()
+    parent.get_by_role("button", name="Reply").click()
+    panel = bruno.locator("#thread-panel")
+    with bruno.expect_file_chooser() as chooser:
+        panel.get_by_role("button", name="Attach files to the reply").click()
+    chooser.value.set_files(files=[{"name": "plan.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    expect(panel.locator(".upload--done")).to_have_count(1)
+    panel.get_by_label("Reply", exact=True).press("Enter")
+    expect(panel.locator(".message[data-seq] .attachment--file")).to_contain_text("plan.pdf")
+    ada_parent = ada.locator("#messages > .message", has_text="the plan, please?")
+    ada_parent.get_by_role("button", name=re.compile(r"^1 reply")).click()
+    card = ada.locator("#thread-panel .attachment--file")
+    expect(card).to_contain_text("plan.pdf")
+    assert ada.request.get(card.get_attribute("href")).body() == PDF

@@ -75,8 +75,11 @@ export class RoomView {
       onPickReaction: (message, button) => this.#pickReaction(message, button),
       onThread: (message) => this.thread.open(message),
     });
+    // Both composers upload to the room, with the CSRF token the page's forms carry.
+    const uploadTo = { url: uploadUrl(config.slug), csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "" };
     this.thread = new ThreadPanel({
       byId,
+      uploadTo,
       username: config.username,
       isStaff: Boolean(config.isStaff),
       permalink: (seq) => messageUrl(config.slug, seq),
@@ -108,15 +111,7 @@ export class RoomView {
       signal: this.#abort.signal,
     });
     this.announcer = new Announcer(byId("announcer"), config.username);
-    this.uploads = new Uploads({
-      form: this.form,
-      textarea: this.textarea,
-      button: byId("composer-attach"),
-      input: byId("composer-files"),
-      list: byId("composer-uploads"),
-      url: uploadUrl(config.slug),
-      csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "",
-    });
+    this.uploads = new Uploads({ byId, prefix: "composer", form: this.form, textarea: this.textarea, ...uploadTo });
     setupComposer(this.form, this.textarea, (body) => this.#compose(body), () => this.uploads.count > 0);
     setupCompletion(this.textarea, byId("composer-completion"), config);
     setupRoomEditor(byId("room-edit"), byId("room-edit-form"), (fields) => {
@@ -326,9 +321,8 @@ export class RoomView {
 
   /** Send the message once its files are uploaded: only those that made it go with it. */
   async #composeWithFiles(body) {
-    const attachments = await this.uploads.settled();
+    const attachments = await this.uploads.take();
     if (!attachments.length && !body.trim()) return;
-    this.uploads.clear(attachments);
     const clientId = newClientId();
     this.messages.addLocal(clientId, body, attachments);
     this.#sendLocal({ clientId, body, attachments });

@@ -3,8 +3,12 @@
  * progress bar and Cancel; a refused one shows the server's reason. The message waits for them (settled()).
  */
 export class Uploads {
-  /** `list` shows the files; `url` takes them (POST /chat/<slug>/uploads/), with the page's CSRF token. */
-  constructor({ form, textarea, button, input, list, url, csrfToken }) {
+  /**
+   * `button`, `input` (type=file) and `list` are the elements named `${prefix}-attach`, `-files` and `-uploads`;
+   * `url` takes the files (POST /chat/<slug>/uploads/), with the page's CSRF token.
+   */
+  constructor({ byId, prefix, form, textarea, url, csrfToken }) {
+    const [button, input, list] = ["attach", "files", "uploads"].map((name) => byId(`${prefix}-${name}`));
     this.list = list;
     this.url = url;
     this.csrfToken = csrfToken;
@@ -103,9 +107,11 @@ export class Uploads {
     });
   }
 
-  /** Forget the files that were sent. */
-  clear(ids) {
+  /** Wait for the running uploads; return the ids of those that made it, which leave the composer with the message. */
+  async take() {
+    const ids = await this.settled();
     for (const item of [...this.items]) if (ids.includes(item.attachment?.id)) this.#drop(item);
+    return ids;
   }
 
   get count() {
