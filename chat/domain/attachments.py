@@ -195,13 +195,14 @@ def message_send(*, room, author, body, attachment_ids, client_id=None, parent_i
 
 def message_attachments_delete(message):
     """Delete a deleted message's files (the rows now, the stored files once the deletion commits)."""
-    paths = []
-    for path, thumbnail_path in Attachment.objects.filter(message=message).values_list("path", "thumbnail_path"):
-        paths += [path, thumbnail_path]
     Attachment.objects.filter(message=message).delete()
     message.attachments = None
     Message.objects.filter(pk=message.pk).update(attachments=None)
-    transaction.on_commit(lambda: _files_delete(paths))
+
+
+def attachment_files_delete(sender, instance, **kwargs):
+    """Delete a deleted Attachment row's stored files once the deletion commits (a post_delete receiver)."""
+    transaction.on_commit(lambda: _files_delete([instance.path, instance.thumbnail_path]))
 
 
 def _files_delete(paths):
@@ -212,10 +213,7 @@ def _files_delete(paths):
 
 def attachments_stale_delete(*, now=None):
     """Delete uploads never attached to a message within STALE_AFTER; return how many."""
-    stale = Attachment.objects.filter(message=None, created_at__lt=(now or timezone.now()) - STALE_AFTER)
-    paths = [path for pair in stale.values_list("path", "thumbnail_path") for path in pair]
-    count, _ = stale.delete()
-    _files_delete(paths)
+    count, _ = Attachment.objects.filter(message=None, created_at__lt=(now or timezone.now()) - STALE_AFTER).delete()
     return count
 
 

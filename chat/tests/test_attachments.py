@@ -183,8 +183,24 @@ def test_deleting_a_message_deletes_its_files(room, alice, media):
 def test_stale_uploads_are_cleaned_after_a_day(room, alice, media):
     old, fresh = upload(room, alice), upload(room, alice)
     Attachment.objects.filter(pk=old.pk).update(created_at=timezone.now() - datetime.timedelta(days=2))
-    assert attachments.attachments_stale_delete() == 1
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert attachments.attachments_stale_delete() == 1
     assert list(Attachment.objects.all()) == [fresh] and not default_storage.exists(old.path)
+    assert default_storage.exists(fresh.path)
+
+
+def test_deleting_a_room_or_a_user_deletes_their_files(room, alice, make_user, media):
+    bob = make_user("bob")
+    services.room_join(slug=room.slug, user=bob)
+    sent = upload(room, alice, hostile_files.png(), "p.png")
+    attachments.message_send(room=room, author=alice, body="x", attachment_ids=[sent.pk])
+    unsent = upload(room, bob)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        bob.delete()
+    assert not (media / unsent.path).exists() and (media / sent.path).exists()
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        room.delete()
+    assert not Attachment.objects.exists() and not any(path.is_file() for path in media.rglob("*"))
 
 
 def test_who_may_read_a_file(room, alice, make_user):
@@ -204,5 +220,7 @@ def test_the_clean_command_deletes_stale_uploads(room, alice):
     stale = upload(room, alice)
     Attachment.objects.filter(pk=stale.pk).update(created_at=timezone.now() - datetime.timedelta(days=1, minutes=1))
     output = StringIO()
-    call_command("chat_uploads_clean", stdout=output)
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        call_command("chat_uploads_clean", stdout=output)
     assert output.getvalue() == "Deleted 1 unsent upload.\n" and not Attachment.objects.exists()
+    assert not default_storage.exists(stale.path)
