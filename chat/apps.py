@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.db import connections
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate
 
 
 def search_index_ensure(using, **kwargs):
@@ -20,3 +20,8 @@ class ChatConfig(AppConfig):
         from chat.web import admin  # noqa: F401  (registers the models with the admin site)
 
         post_migrate.connect(search_index_ensure, sender=self)
+        from chat.domain.attachments import attachment_files_delete
+        from chat.domain.models import Attachment
+
+        # However a row goes (a deleted message, a room or user deleted with everything theirs), its files go too.
+        post_delete.connect(attachment_files_delete, sender=Attachment)

@@ -1,6 +1,7 @@
 """Start and stop the real servers some tests need: redis-server (and Sentinel), daphne, nginx."""
 import asyncio
 import contextlib
+import http.client
 import http.cookiejar
 import json
 import os
@@ -14,6 +15,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -263,6 +265,13 @@ def daphnes_running(tmp_path, *, env, names=("a", "b")):
             server.stop()
 
 
+@contextlib.contextmanager
+def daphne_serving(tmp_path, *, env):
+    """Run one daphne for the block and yield its base URL; it is stopped however the block ends."""
+    with daphnes_running(tmp_path, env=env, names=("one",)) as (url,):
+        yield url
+
+
 def start_nginx(config_path, prefix, port):
     """Start nginx with `config_path` (pid, logs and temp files under `prefix`), listening on `port`."""
     binary = require_binary("nginx")
@@ -295,6 +304,34 @@ class WebClient:
 
     def cookie(self, name):
         return next((cookie.value for cookie in self.cookies if cookie.name == name), None)
+
+    def fetch(self, path, body=None, headers=None):
+        """Return (status, headers, body bytes) of a GET, or a POST of `body`; redirects are answers, not followed."""
+        host = urllib.parse.urlsplit(self.base_url)
+        connection_class = http.client.HTTPSConnection if host.scheme == "https" else http.client.HTTPConnection
+        options = {"context": self.ssl_context} if host.scheme == "https" else {}
+        connection = connection_class(host.netloc, timeout=10, **options)
+        cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in self.cookies)
+        try:
+            connection.request("POST" if body is not None else "GET", path, body, {"Cookie": cookies, **(headers or {})})
+            response = connection.getresponse()
+            return response.status, response.headers, response.read()
+        finally:
+            connection.close()
+
+    def upload(self, path, filename, data, content_type="application/octet-stream"):
+        """Return (status, JSON answer) of a multipart POST of one file as the field `file`, CSRF token included."""
+        boundary = uuid.uuid4().hex
+        body = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}", "X-CSRFToken": self.cookie("csrftoken"),
+            "Origin": self.base_url, "Referer": self.base_url + "/",
+        }
+        status, _, answer = self.fetch(path, body, headers)
+        return status, json.loads(answer)
 
     def login(self, username, password=PASSWORD):
         """Log in through /accounts/login/ like a browser: GET the form, POST it back with its CSRF token."""

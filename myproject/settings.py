@@ -3,6 +3,7 @@
 Every setting has a safe development default; see the README's settings table.
 """
 import ipaddress
+import json
 import os
 import re
 from pathlib import Path
@@ -176,8 +177,16 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 # Hashed, compressed files need `collectstatic`, which neither `make run` nor
 # the test suite runs (pytest sets PYTEST_VERSION), so only production uses them.
 STATIC_MANIFEST = env_bool("STATIC_MANIFEST", default=not DEBUG and "PYTEST_VERSION" not in os.environ)
+# Uploaded files (chat/domain/attachments.py) go through Django's storage API: files under MEDIA_ROOT unless
+# CHAT_FILES_STORAGE names another backend (django-storages' "storages.backends.s3.S3Storage", ...), with
+# CHAT_FILES_STORAGE_OPTIONS (a JSON object) as its OPTIONS. They are never served from MEDIA_URL: chat/web/files.py
+# checks who may read them first.
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", BASE_DIR / "media"))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {
+        "BACKEND": os.environ.get("CHAT_FILES_STORAGE", "django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": json.loads(os.environ.get("CHAT_FILES_STORAGE_OPTIONS", "{}")),
+    },
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if STATIC_MANIFEST
@@ -205,7 +214,8 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        # A remote storage's origin too, where thumbnails are redirected to (chat/web/files.py).
+        "img-src": ["'self'", "data:", *env_list("CHAT_FILES_IMAGE_ORIGINS")],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
@@ -308,6 +318,21 @@ CHAT_LOGIN_FAILURE_RATE = env_rate("CHAT_LOGIN_FAILURE_RATE", "5/900")  # per us
 CHAT_SIGNUP_RATE = env_rate("CHAT_SIGNUP_RATE", "5/3600")  # per address
 CHAT_HANDSHAKE_RATE = env_rate("CHAT_HANDSHAKE_RATE", "60/10")  # websocket handshakes per address, per process
 CHAT_MAX_SOCKETS_PER_USER = int(os.environ.get("CHAT_MAX_SOCKETS_PER_USER", "20"))
+# Uploads (chat/domain/attachments.py, README "Files and images").
+# Images with more pixels than this are refused before they are decoded (decompression bombs are small files).
+CHAT_IMAGE_MAX_PIXELS = int(os.environ.get("CHAT_IMAGE_MAX_PIXELS", str(40_000_000)))
+CHAT_UPLOAD_MAX_BYTES = int(os.environ.get("CHAT_UPLOAD_MAX_BYTES", str(10 * 1024 * 1024)))  # per file
+CHAT_UPLOAD_DAILY_BYTES = int(os.environ.get("CHAT_UPLOAD_DAILY_BYTES", str(200 * 1024 * 1024)))  # per user, 24 h
+# Types as sniffed from the content; text/plain is any UTF-8 without a binary signature (HTML and SVG included:
+# they are only ever downloaded, as text).
+CHAT_UPLOAD_ALLOWED_TYPES = env_list(
+    "CHAT_UPLOAD_ALLOWED_TYPES", "image/png,image/jpeg,image/gif,image/webp,application/pdf,application/zip,text/plain"
+)
+CHAT_THUMBNAIL_SIDE = int(os.environ.get("CHAT_THUMBNAIL_SIDE", "400"))
+# Behind nginx: the internal location (deploy/nginx.conf) that serves MEDIA_ROOT once the app has said yes.
+CHAT_FILES_ACCEL_REDIRECT = os.environ.get("CHAT_FILES_ACCEL_REDIRECT", "")
+# Remote storage: seconds a signed URL the app redirects to stays valid.
+CHAT_FILES_URL_EXPIRY = int(os.environ.get("CHAT_FILES_URL_EXPIRY", "300"))
 # Keep equal to daphne's --websocket-max-message-size (deploy/, Makefile).
 CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))
 

@@ -53,6 +53,7 @@ def message_data(message):
         "also_in_room": message.also_in_room,
         "reply_count": message.reply_count,
         "last_reply_at": timestamp(message.last_reply_at),
+        "attachments": message.attachments or [],
     }
 
 

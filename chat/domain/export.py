@@ -14,10 +14,10 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
-from chat.domain.models import Membership, Message, Reaction, Room, ThreadFollow
+from chat.domain.models import Attachment, Membership, Message, Reaction, Room, ThreadFollow
 
 FORMAT = "chat-export"
-VERSION = 2
+VERSION = 3
 # Rows per database round trip while exporting: few round trips, little held at once.
 CHUNK_SIZE = 2000
 # Rows the import holds before it stores them, one bulk insert per table.
@@ -110,6 +110,7 @@ FIELDS = {
         # A reply names its thread's parent by seq (in the same room, and always lower: it came first).
         ("parent", "parent__seq", _nullable(_count)), ("also_in_room", "also_in_room", _boolean),
         ("reply_count", "reply_count", _count), ("last_reply_at", "last_reply_at", _nullable(_moment)),
+        ("attachments", "attachments", _summary),
     ),
     "reaction": (
         ("room", "message__room__slug", _string), ("seq", "message__seq", _count),
@@ -118,9 +119,20 @@ FIELDS = {
     "follow": (
         ("room", "message__room__slug", _string), ("seq", "message__seq", _count), ("user", "user__username", _string),
     ),
+    # A sent file: where the storage holds it, never its bytes (the storage is backed up on its own).
+    "attachment": (
+        ("id", "id", _identifier), ("room", "message__room__slug", _string), ("seq", "message__seq", _count),
+        ("uploader", "uploader__username", _string), ("name", "name", _string),
+        ("content_type", "content_type", _string), ("size", "size", _count), ("path", "path", _string),
+        ("width", "width", _nullable(_count)), ("height", "height", _nullable(_count)),
+        ("thumbnail_path", "thumbnail_path", _string), ("created_at", "created_at", _moment),
+    ),
 }
 # The rows that hang on one message, written after its line: (type, model, order).
-MESSAGE_ROWS = (("reaction", Reaction, ("message_id", "created_at", "id")), ("follow", ThreadFollow, ("message_id", "id")))
+MESSAGE_ROWS = (
+    ("reaction", Reaction, ("message_id", "created_at", "id")), ("follow", ThreadFollow, ("message_id", "id")),
+    ("attachment", Attachment, ("message_id", "id")),
+)
 
 
 def export_lines(*, chunk_size=CHUNK_SIZE):
@@ -223,7 +235,7 @@ def _timestamps_as_given():
     # auto_now_add replaces any given value on insert, bulk_create's included, and an update afterwards would
     # write every row twice. Nothing else in this process inserts these rows meanwhile: the import runs alone.
     fields = [
-        field for model in (Room, Membership, Message, Reaction) for field in model._meta.concrete_fields
+        field for model in (Room, Membership, Message, Reaction, Attachment) for field in model._meta.concrete_fields
         if getattr(field, "auto_now_add", False)
     ]
     for field in fields:
@@ -256,6 +268,7 @@ class _Loader:
         self.take_kind = {
             "user": self._user, "room": self._room, "membership": self._membership,
             "message": self._message, "reaction": self._reaction, "follow": self._follow,
+            "attachment": self._attachment,
         }
 
     def take(self, number, text):
@@ -292,7 +305,7 @@ class _Loader:
             raise InvalidLine(self.number + 1, "the file ends before its end line: it was cut short")
         self._store()
         with connection.cursor() as cursor:
-            for statement in connection.ops.sequence_reset_sql(no_style(), [get_user_model(), Room, Message]):
+            for statement in connection.ops.sequence_reset_sql(no_style(), [get_user_model(), Room, Message, Attachment]):
                 cursor.execute(statement)
 
     def _format(self, number, line):
@@ -397,6 +410,14 @@ class _Loader:
         message_id = self._message_id(number, room, values.pop("seq"), "a follow of")
         user_id = self._user_id(number, values.pop("user"))
         self.pending["follow"].append(ThreadFollow(message_id=message_id, user_id=user_id))
+
+    def _attachment(self, number, values):
+        room = self._room_of(number, values.pop("room"))
+        message_id = self._message_id(number, room, values.pop("seq"), "a file of")
+        uploader_id = self._user_id(number, values.pop("uploader"))
+        self.pending["attachment"].append(
+            Attachment(**values, room_id=room.pk, message_id=message_id, uploader_id=uploader_id)
+        )
 
     def _store(self):
         """Insert the rows held, table by table in the order of their references; InvalidLine if one is refused."""

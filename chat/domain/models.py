@@ -9,6 +9,8 @@ MAX_BODY_LENGTH = 4000
 MAX_CLIENT_ID_LENGTH = 64
 MAX_NAME_LENGTH = 100
 MAX_TOPIC_LENGTH = 250
+MAX_FILE_NAME_LENGTH = 100
+MAX_MESSAGE_ATTACHMENTS = 10
 # An emoji with modifiers and joiners (a family, a flag) is a few code points; 32 leaves room.
 MAX_EMOJI_LENGTH = 32
 
@@ -96,6 +98,8 @@ class Message(models.Model):
     # A parent's thread as the room shows it, kept with the row (each reply changes it under the parent's cseq).
     reply_count = models.PositiveIntegerField(default=0, db_default=0)
     last_reply_at = models.DateTimeField(null=True, blank=True)
+    # The files as every frame shows them (Attachment holds where they are), kept with the row as reactions are.
+    attachments = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -142,3 +146,30 @@ class Reaction(models.Model):
 
     def __str__(self):
         return f"{self.emoji} by {self.user_id} on {self.message}"
+
+
+class Attachment(models.Model):
+    """A file uploaded to a room, its uploader's until a message they send takes it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachment_set"
+    )
+    # The name as shown and downloaded, made safe; the stored file's name is random (`path`), never this.
+    name = models.CharField(max_length=MAX_FILE_NAME_LENGTH)
+    # Sniffed from the content, never taken from the name or the browser.
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    path = models.CharField(max_length=255)
+    # Raster images only, which are re-encoded: their sides and a thumbnail.
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    thumbnail_path = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["uploader", "created_at"], name="attachment_uploader_day")]
+
+    def __str__(self):
+        return f"{self.name} ({self.pk})"

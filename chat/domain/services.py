@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chat.domain import events, selectors, sequences
+from chat.domain import attachments, events, selectors, sequences
 from chat.domain.sequences import RoomArchived  # noqa: F401 (refusals are named from here)
 from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
@@ -365,6 +365,8 @@ def message_delete(*, room, actor, message_id):
     message.is_deleted = True
     message.cseq = sequences.next_cseq(room.pk)
     message.save(update_fields=["is_deleted", "cseq"])
+    if message.attachments:
+        attachments.message_attachments_delete(message)
     events.message_deleted(message)
     return message
 

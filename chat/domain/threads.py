@@ -7,14 +7,14 @@ from chat.domain import events, sequences, services
 from chat.domain.models import Message, ThreadFollow
 
 
-def reply_create(*, room, author, parent_id, body, client_id=None, also_in_room=False):
+def reply_create(*, room, author, parent_id, body, client_id=None, also_in_room=False, attachments=None):
     """Store a reply in the thread of message `parent_id` and tell the thread's followers; return (reply, created).
 
     A repeated `client_id` stores nothing and returns the original reply, as message_create does.
     """
     try:
         with transaction.atomic():
-            return _reply_store(room, author, parent_id, body, client_id, also_in_room), True
+            return _reply_store(room, author, parent_id, body, client_id, also_in_room, attachments), True
     except IntegrityError:
         existing = client_id and services.message_by_client_id(room, author, client_id)
         if not existing:
@@ -22,7 +22,7 @@ def reply_create(*, room, author, parent_id, body, client_id=None, also_in_room=
         return existing, False
 
 
-def _reply_store(room, author, parent_id, body, client_id, also_in_room):
+def _reply_store(room, author, parent_id, body, client_id, also_in_room, attachments):
     parent = Message.objects.select_for_update().select_related("author", "room").get(
         room=room, pk=parent_id, is_deleted=False
     )
@@ -31,7 +31,7 @@ def _reply_store(room, author, parent_id, body, client_id, also_in_room):
     now = timezone.now()
     reply = Message(
         room=room, author=author, body=body, client_id=client_id, parent=parent, also_in_room=also_in_room,
-        created_at=now,
+        created_at=now, attachments=attachments,
     )
     reply.seq, reply.cseq = sequences.next_seq(room, now)
     reply.save(force_insert=True)

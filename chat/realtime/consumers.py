@@ -18,7 +18,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
-from chat.domain import events, selectors, services, threads
+from chat.domain import attachments, events, selectors, services, threads
 from chat.domain.models import validate_room_slug
 from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
@@ -469,7 +469,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         sub = self.shown(frame.room)
         detail = "You are sending messages too fast; nothing was sent."
         count = functools.partial(self.count_event, "message", detail, settings.CHAT_FLOOD_FACTOR)
-        if frame.thread is not None:
+        if frame.attachments:
+            message, created = await db(self.counted(attachments.message_send, "message", detail))(
+                room=sub.room, author=self.user, body=frame.body, attachment_ids=frame.attachments,
+                client_id=frame.client_id, parent_id=frame.thread, also_in_room=frame.also_in_room,
+            )
+        elif frame.thread is not None:
             message, created = await db(self.counted(threads.reply_create, "message", detail))(
                 room=sub.room, author=self.user, parent_id=frame.thread, body=frame.body, client_id=frame.client_id,
                 also_in_room=frame.also_in_room,

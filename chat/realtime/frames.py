@@ -12,7 +12,9 @@ from typing import Annotated, Literal
 import msgspec
 
 from chat.domain import selectors
-from chat.domain.models import MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, SLUG_PATTERN
+from chat.domain.models import (
+    MAX_CLIENT_ID_LENGTH, MAX_EMOJI_LENGTH, MAX_MESSAGE_ATTACHMENTS, MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, SLUG_PATTERN,
+)
 from chat.realtime import protocol
 from chat.realtime.protocol import ProtocolError
 
@@ -26,6 +28,8 @@ Seq = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=protocol.MAX_PAGE)]
 RequestId = str | int | None
 Body = Annotated[str, msgspec.Meta(extra_json_schema={"minLength": 1, "maxLength": protocol.MAX_BODY_LENGTH})]
+# A send's body, which may be empty when it carries attachments.
+SendBody = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": protocol.MAX_BODY_LENGTH})]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_CLIENT_ID_LENGTH)] | None
 Emoji = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EMOJI_LENGTH, description="one Unicode emoji")]
 
@@ -51,18 +55,21 @@ class Unsubscribe(ClientFrame, tag="unsubscribe"):
 
 class Send(ClientFrame, tag="send"):
     room: Slug
-    body: Body
+    body: SendBody
     client_id: ClientId = None
     # A reply in the thread of this message id; also_in_room shows it in the room too.
     thread: Seq | None = None
     also_in_room: bool = False
+    # Ids of the sender's own uploads to this room (POST /chat/<slug>/uploads/); with any, the body may be empty.
+    attachments: Annotated[list[Seq], msgspec.Meta(max_length=MAX_MESSAGE_ATTACHMENTS)] = []
 
     def __post_init__(self):
         super().__post_init__()
         if self.client_id is not None:
             protocol.parse_client_id(self.client_id)
         try:
-            protocol.parse_body(self.body)
+            if self.body.strip() or not self.attachments:
+                protocol.parse_body(self.body)
         except ProtocolError as error:
             error.client_id = self.client_id
             raise
@@ -211,6 +218,19 @@ class Reactions(msgspec.Struct):
     users: list[str]
 
 
+class Attachment(msgspec.Struct):
+    """A file in a message; width, height and thumbnail_url for images only (docs/protocol.md, Attachment object)."""
+
+    id: int
+    name: str
+    size: int
+    content_type: str
+    width: int | None
+    height: int | None
+    url: str
+    thumbnail_url: str | None
+
+
 class Message(msgspec.Struct):
     """A stored message, as every frame carries it (docs/protocol.md, Message object)."""
 
@@ -231,6 +251,7 @@ class Message(msgspec.Struct):
     # A parent's thread: how many replies, and when the last came.
     reply_count: int
     last_reply_at: str | None
+    attachments: list[Attachment]
 
 
 class Deleted(msgspec.Struct, tag_field="type", tag="message_deleted"):

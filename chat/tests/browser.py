@@ -102,11 +102,13 @@ def static_root(tmp_path_factory):
 
 
 def _serve(tmp_path_factory, live_database, static_root, name, **env):
+    tmp_path = tmp_path_factory.mktemp(f"browser-{name}")
+    # Uploads go to the app's own directory, never into the checkout.
     env = project_env(
         DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1,localhost", STATIC_MANIFEST=1, STATIC_ROOT=static_root,
-        **env,
+        MEDIA_ROOT=tmp_path / "media", **env,
     )
-    return LiveApp(tmp_path_factory.mktemp(f"browser-{name}"), env)
+    return LiveApp(tmp_path, env)
 
 
 @pytest.fixture(scope="module")

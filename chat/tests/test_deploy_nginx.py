@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.timeout(120)]
 LOGIN_FAILURES = 1
 SITE_CONFIG = PROJECT_DIR / "deploy" / "nginx.conf"
 UNIT = PROJECT_DIR / "deploy" / "chat@.service"
+FILES_ROOM = "nginx-files"
 
 
 def unit_daphne_options():
@@ -33,7 +34,7 @@ def unit_daphne_options():
     return options
 
 
-def render_site(*, http_port, https_port, daphne_ports, cert, key):
+def render_site(*, http_port, https_port, daphne_ports, cert, key, media):
     """Return deploy/nginx.conf with its ports and certificate paths replaced; fail if a line to replace moved."""
     text = SITE_CONFIG.read_text()
     replacements = {
@@ -43,6 +44,7 @@ def render_site(*, http_port, https_port, daphne_ports, cert, key):
         "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
         "/etc/letsencrypt/live/chat.example.com/fullchain.pem": str(cert),
         "/etc/letsencrypt/live/chat.example.com/privkey.pem": str(key),
+        "alias /var/lib/chat/media/;": f"alias {media}/;",
     }
     for old, new in replacements.items():
         assert text.count(old) == 1, f"deploy/nginx.conf no longer has exactly one {old!r}; update this test"
@@ -78,16 +80,25 @@ def site(tmp_path_factory, redis_server, live_database):
         REDIS_URL=redis_server, DATABASE_URL=live_database, ALLOWED_HOSTS="127.0.0.1",
         SECURE_PROXY_SSL_HEADER=1, SECURE_SSL_REDIRECT=1, SECURE_COOKIES=1,
         STATIC_MANIFEST=1, STATIC_ROOT=prefix / "static", CHAT_LOGIN_FAILURE_RATE=f"{LOGIN_FAILURES}/900",
+        MEDIA_ROOT=prefix / "media", CHAT_FILES_ACCEL_REDIRECT="/protected-files/",
     )
     manage("collectstatic", "--noinput", env=env)
-    users_create(["nia", "noa"], env=env)
+    users_create(["nia", "noa", "nim"], env=env)
     rooms_create(["through-nginx"], by="nia", env=env)
+    rooms_create([FILES_ROOM], by="nia", private=True, env=env)
+    manage("shell", "-c", (
+        "from django.contrib.auth import get_user_model\n"
+        "from chat.domain.models import Membership, Room\n"
+        f"Membership.objects.create(room=Room.objects.get(slug={FILES_ROOM!r}),"
+        " user=get_user_model().objects.get(username='noa'))\n"
+    ), env=env)
     servers = []
     try:
         servers += [start_daphne(prefix, env=env, name=f"daphne-{n}", options=unit_daphne_options()) for n in (1, 2)]
         http_port, https_port = free_port(), free_port()
         (prefix / "chat.conf").write_text(render_site(
-            http_port=http_port, https_port=https_port, daphne_ports=[s.port for s in servers], cert=cert, key=key
+            http_port=http_port, https_port=https_port, daphne_ports=[s.port for s in servers], cert=cert, key=key,
+            media=prefix / "media",
         ))
         (prefix / "nginx.conf").write_text(main_config(prefix, prefix / "chat.conf"))
         subprocess.run([nginx, "-t", "-c", str(prefix / "nginx.conf"), "-p", str(prefix)], check=True, capture_output=True)
@@ -185,3 +196,32 @@ def test_spoofed_forwarded_for_does_not_escape_the_login_throttle(site):
         for key in store.scan_iter("chat:limit:login_failure*"):
             store.delete(key)
     assert statuses == [200] * (LOGIN_FAILURES * 4) + [429]
+
+
+async def test_files_are_sent_by_nginx_once_daphne_has_checked_the_reader(site):
+    nia, noa, nim = (WebClient(site["https"], insecure_tls()).login(name) for name in ("nia", "noa", "nim"))
+    # Above the site's 1 MB body limit, within the upload location's.
+    data = b"line of text\n" * 250_000
+    status, answer = nia.upload(f"/chat/{FILES_ROOM}/uploads/", "big.html", data, "text/html")
+    assert status == 201, answer
+    async with nia.socket() as socket:
+        await frame_of(socket, "hello")
+        await socket.send(json.dumps({"type": "subscribe", "room": FILES_ROOM}))
+        await frame_of(socket, "subscribed")
+        await socket.send(json.dumps({"type": "send", "room": FILES_ROOM, "body": "", "attachments": [answer["id"]]}))
+        assert (await frame_of(socket, "message"))["message"]["attachments"] == [answer]
+    status, headers, body = noa.fetch(answer["url"])
+    assert status == 200 and body == data
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert headers["Content-Disposition"] == 'attachment; filename="big.html"'
+    assert headers.get_all("X-Content-Type-Options") == ["nosniff"]
+    assert headers.get_all("Content-Security-Policy") == ["default-src 'none'; sandbox"]
+    assert "X-Accel-Redirect" not in headers
+    assert nim.fetch(answer["url"])[0] == 404
+    # daphne only says where the file is, with an empty body: nginx reads it from MEDIA_ROOT.
+    direct = WebClient(site["daphnes"][0])
+    direct.cookies = noa.cookies
+    status, headers, body = direct.fetch(answer["url"], headers={"X-Forwarded-Proto": "https"})
+    assert status == 200 and body == b"" and headers["X-Accel-Redirect"].startswith("/protected-files/attachments/")
+    # The internal location cannot be asked for from outside.
+    assert noa.fetch(headers["X-Accel-Redirect"])[0] == 404

@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat.domain import export, invites, services, threads
-from chat.domain.models import Membership, Message, Reaction, Room, ThreadFollow
+from chat.domain import attachments, export, invites, services, threads
+from chat.domain.models import Attachment, Membership, Message, Reaction, Room, ThreadFollow
 from harness.servers import PROJECT_DIR, database_migrated, manage, project_env
 
 User = get_user_model()
@@ -28,12 +28,13 @@ def fast_passwords(settings):
 
 
 @pytest.fixture
-def chat(make_user):
+def chat(make_user, settings, tmp_path_factory):
     """Build a varied chat through the services; return its invite token, made before any export."""
     alice = make_user("alice", email="alice@example.com", first_name="Alice", last_name="Liddell")
     bob, carol = make_user("bob"), make_user("carol", is_staff=True)
     make_user("dave", is_active=False)
     User.objects.filter(pk=alice.pk).update(last_login="2026-12-01T10:00:00.123456+00:00")
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
     general, _ = services.room_create(slug="general", user=alice, name="General")
     services.room_join(slug="general", user=bob)
     secret, _ = services.room_create(slug="secret", user=alice, private=True)
@@ -60,6 +61,10 @@ def chat(make_user):
     services.room_update(room=general, actor=alice, topic="Anything goes")
     services.message_create(room=old, author=bob, body="last words")
     services.room_archive(room=old, actor=bob)
+    notes = attachments.attachment_prepare(name="notes.txt", data=b"the notes")
+    attachments.message_send(room=general, author=bob, body="", attachment_ids=[
+        attachments.attachment_create(room=general, uploader=bob, prepared=notes).pk,
+    ])
     return token
 
 
@@ -95,6 +100,11 @@ def database_state():
             ThreadFollow.objects.order_by("message__room__slug", "message__seq", "user__username"), keep_id=False,
             names={"message": ("message__room__slug", "message__seq"), "user": ("user__username",)},
         ),
+        "attachments": rows(
+            Attachment.objects.order_by("id"), keep_id=True,
+            names={"room": ("room__slug",), "message": ("message__room__slug", "message__seq"),
+                   "uploader": ("uploader__username",)},
+        ),
     }
 
 
@@ -127,7 +137,7 @@ def test_a_round_trip_keeps_every_field_and_exports_the_same_lines_again(chat, c
 
     counts = export.import_lines(as_file(first), batch_size=batch_size)
 
-    assert counts == {"user": 4, "room": 4, "membership": 7, "message": 9, "reaction": 4, "follow": 3}
+    assert counts == {"user": 4, "room": 4, "membership": 7, "message": 10, "reaction": 4, "follow": 3, "attachment": 1}
     assert database_state() == before
     assert list(export.export_lines(chunk_size=chunk_size)) == first
 
@@ -160,7 +170,7 @@ def test_the_commands_write_a_private_file_or_stdout_and_read_it_or_stdin(chat, 
     stderr = io.StringIO()
     call_command("chat_export", output=str(path), stderr=stderr)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds password hashes
-    assert stderr.getvalue() == "Exported users: 4, rooms: 4, memberships: 7, messages: 9, reactions: 4, follows: 3.\n"
+    assert stderr.getvalue() == "Exported users: 4, rooms: 4, memberships: 7, messages: 10, reactions: 4, follows: 3, attachments: 1.\n"
     assert list(tmp_path.iterdir()) == [path]
     stdout = io.StringIO()
     call_command("chat_export", stdout=stdout, stderr=io.StringIO())
@@ -170,7 +180,7 @@ def test_the_commands_write_a_private_file_or_stdout_and_read_it_or_stdin(chat, 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
     out = io.StringIO()
     call_command("chat_import", stdout=out)
-    assert out.getvalue() == "Imported users: 4, rooms: 4, memberships: 7, messages: 9, reactions: 4, follows: 3.\n"
+    assert out.getvalue() == "Imported users: 4, rooms: 4, memberships: 7, messages: 10, reactions: 4, follows: 3, attachments: 1.\n"
     with pytest.raises(CommandError, match="rooms or messages already"):
         call_command("chat_import", source=str(path))
 
@@ -250,7 +260,7 @@ BAD_INPUT = {
     "user twice": (edit("user", 1, username="alice"), "user 'alice' or id .* comes twice"),
     "room twice": (edit("room", 1, slug="general"), "room 'general' or id .* comes twice"),
     "no format line": (lambda lines: (lines[1:], 1), "not a chat export"),
-    "newer version": (edit("format", version=3), "format version 3: this chat_import reads version 2"),
+    "newer version": (edit("format", version=4), "format version 4: this chat_import reads version 3"),
     "second format line": (insert_before("room", '{"type": "format", "format": "chat-export", "version": 1}\n'),
                            "a second format line"),
     "cut short": (lambda lines: (lines[:-1], len(lines)), "ends before its end line"),
@@ -273,7 +283,7 @@ def test_bad_input_names_its_line_and_imports_nothing(chat, case):
     assert not User.objects.exists() and not Room.objects.exists()
     assert Message._meta.get_field("created_at").auto_now_add  # the import gave back the field's default
     # Nothing was left behind that the good file would clash with.
-    assert export.import_lines(as_file(exported))["message"] == 9
+    assert export.import_lines(as_file(exported))["message"] == 10
 
 
 def test_a_row_the_database_refuses_names_the_lines_of_its_batch_and_imports_nothing(chat):
@@ -304,11 +314,12 @@ def test_the_export_yields_lines_as_it_reads_them_a_chunk_at_a_time(make_user):
                 break
         reactions_read_by_the_first_message = sum("chat_reaction" in q["sql"] for q in queries.captured_queries)
         rest = [json.loads(line)["type"] for line in lines]
-    # The reactions (and follows) of the 10 messages are read per chunk of 3, each chunk's once its messages are reached.
+    # The reactions (and follows and files) of the 10 messages are read per chunk of 3, each chunk's once its messages are reached.
     assert reactions_read_by_the_first_message == 1
     assert sum("chat_reaction" in q["sql"] for q in queries.captured_queries) == 4
     assert sum("chat_threadfollow" in q["sql"] for q in queries.captured_queries) == 4
-    hanging = ("chat_reaction", "chat_threadfollow")
+    assert sum("chat_attachment" in q["sql"] for q in queries.captured_queries) == 4
+    hanging = ("chat_reaction", "chat_threadfollow", "chat_attachment")
     assert sum("chat_message" in q["sql"] and not any(t in q["sql"] for t in hanging)
                for q in queries.captured_queries) == 1
     assert rest[:2] == ["reaction", "message"] and rest.count("message") == 9 and rest[-1] == "end"

@@ -120,3 +120,10 @@ def test_the_quick_switcher_matches_prefixes_first_then_anywhere_in_any_case():
         ["Dev Ops"],
         ["general"],
     ]
+
+
+def test_file_sizes_read_as_people_write_them():
+    sizes = run_module("files.js", """
+        console.log(JSON.stringify([0, 512, 1024, 3481, 10 * 1024, 1536 * 1024, 12 * 1024 * 1024].map(module.formatSize)));
+    """)
+    assert sizes == ["0 B", "512 B", "1.0 KB", "3.4 KB", "10 KB", "1.5 MB", "12 MB"]

@@ -1,7 +1,7 @@
 """URLs of the chat pages."""
 from django.urls import path
 
-from chat.web import views
+from chat.web import files, views
 
 app_name = "chat"
 urlpatterns = [
@@ -18,6 +18,10 @@ urlpatterns = [
     path("chat/<str:slug>/archive/", views.room_archive, name="archive"),
     path("chat/<str:slug>/invite/", views.invite_links, name="invite_links"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
+    path("chat/<str:slug>/uploads/", files.upload, name="upload"),
+    # A file's name never holds "/", so no file is ever taken for a thumbnail.
+    path("files/<int:attachment_id>/thumb/", files.file_thumbnail, name="file_thumbnail"),
+    path("files/<int:attachment_id>/<str:name>", files.file_download, name="file"),
     path("invite/<str:token>/", views.invite, name="invite"),
     path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),

@@ -1,9 +1,9 @@
-/** Wire the composer form: Enter sends, Shift+Enter starts a new line. */
-export function setupComposer(form, textarea, onSend) {
+/** Wire the composer form: Enter sends, Shift+Enter starts a new line; `allowEmpty()`: files go without text. */
+export function setupComposer(form, textarea, onSend, allowEmpty = () => false) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const body = textarea.value;
-    if (!body.trim()) return;
+    if (!body.trim() && !allowEmpty()) return;
     // Cleared before onSend, so that onSend may put other text in (a saved draft, or the body back).
     textarea.value = "";
     onSend(body);

@@ -1,4 +1,5 @@
 import { dayKey, formatDay, formatFull, formatTime } from "./format.js";
+import { attachmentsElement } from "./files.js";
 import { reactionsElement } from "./reactions.js";
 import { renderRichText } from "./richtext.js";
 import { directUrl } from "./urls.js";
@@ -149,13 +150,13 @@ export class MessageList {
   }
 
   /** Show a message the user just wrote, before the server has confirmed it. */
-  addLocal(clientId, body) {
+  addLocal(clientId, body, attachments = []) {
     const element = this.#render({ author: this.username, body, created_at: new Date().toISOString() }, false);
     element.classList.add("message--pending");
     element.dataset.clientId = clientId;
     element.querySelector(".message__meta").append(textElement("span", "message__state", "Sending…"));
     this.list.append(element);
-    this.#local.set(clientId, { clientId, body, element, failed: false });
+    this.#local.set(clientId, { clientId, body, attachments, element, failed: false });
     this.#decorate();
     this.scrollToBottom();
   }
@@ -318,6 +319,7 @@ export class MessageList {
       (last && last.tagName === "P" ? last : text).append(" ", edited);
     }
     item.append(meta, text);
+    if (message.attachments?.length) item.append(attachmentsElement(message.attachments));
     if (!confirmed) return item;
     if (message.reactions?.length) {
       item.append(reactionsElement(message, this.username, (emoji, on) => this.#react(message.seq, emoji, on)));

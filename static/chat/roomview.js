@@ -10,7 +10,8 @@ import { EmojiPicker } from "./reactions.js";
 import { ReadMarker } from "./read.js";
 import { ThreadPanel } from "./thread.js";
 import { setupTypingSender, TypingIndicator } from "./typing.js";
-import { messageUrl } from "./urls.js";
+import { Uploads } from "./uploads.js";
+import { messageUrl, uploadUrl } from "./urls.js";
 
 // Why a room cannot be shown, by the code of the error that answered its subscribe.
 const REFUSED_TEXTS = new Map([
@@ -74,8 +75,11 @@ export class RoomView {
       onPickReaction: (message, button) => this.#pickReaction(message, button),
       onThread: (message) => this.thread.open(message),
     });
+    // Both composers upload to the room, with the CSRF token the page's forms carry.
+    const uploadTo = { url: uploadUrl(config.slug), csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "" };
     this.thread = new ThreadPanel({
       byId,
+      uploadTo,
       username: config.username,
       isStaff: Boolean(config.isStaff),
       permalink: (seq) => messageUrl(config.slug, seq),
@@ -107,7 +111,8 @@ export class RoomView {
       signal: this.#abort.signal,
     });
     this.announcer = new Announcer(byId("announcer"), config.username);
-    setupComposer(this.form, this.textarea, (body) => this.#compose(body));
+    this.uploads = new Uploads({ byId, prefix: "composer", form: this.form, textarea: this.textarea, ...uploadTo });
+    setupComposer(this.form, this.textarea, (body) => this.#compose(body), () => this.uploads.count > 0);
     setupCompletion(this.textarea, byId("composer-completion"), config);
     setupRoomEditor(byId("room-edit"), byId("room-edit-form"), (fields) => {
       if (this.#subscribed) this.socket.request({ type: "room_update", room: this.slug, ...fields });
@@ -309,12 +314,25 @@ export class RoomView {
     return this.#subscribed && this.socket.send({ ...frame, room: this.slug });
   }
 
-  #sendLocal({ clientId, body }) {
+  #sendLocal({ clientId, body, attachments }) {
     // Unsent now means sent after the next subscribed, so the result needs no handling.
-    this.#send({ type: "send", body, client_id: clientId });
+    this.#send({ type: "send", body, client_id: clientId, ...(attachments?.length ? { attachments } : {}) });
+  }
+
+  /** Send the message once its files are uploaded: only those that made it go with it. */
+  async #composeWithFiles(body) {
+    const attachments = await this.uploads.take();
+    if (!attachments.length && !body.trim()) return;
+    const clientId = newClientId();
+    this.messages.addLocal(clientId, body, attachments);
+    this.#sendLocal({ clientId, body, attachments });
   }
 
   #compose(body) {
+    if (!this.editor.target && this.uploads.count) {
+      this.#composeWithFiles(body);
+      return;
+    }
     if (!this.editor.target) {
       const clientId = newClientId();
       this.messages.addLocal(clientId, body);

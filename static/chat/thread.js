@@ -1,5 +1,6 @@
 import { setupComposer } from "./composer.js";
 import { MessageList, newClientId } from "./messages.js";
+import { Uploads } from "./uploads.js";
 
 // A thread's replies come in pages of this many.
 const PAGE_SIZE = 100;
@@ -15,7 +16,7 @@ export class ThreadPanel {
   #focus = null; // the seq of a reply to highlight once it is shown
 
   /** request(frame) sends a room frame with a request id and returns the id (null offline); send(frame) as is. */
-  constructor({ byId, username, isStaff, permalink, request, send, onDelete, onReact, onPickReaction }) {
+  constructor({ byId, uploadTo, username, isStaff, permalink, request, send, onDelete, onReact, onPickReaction }) {
     this.element = byId("thread-panel");
     this.request = request;
     this.send = send;
@@ -42,7 +43,8 @@ export class ThreadPanel {
       const follow = this.followButton.getAttribute("aria-pressed") !== "true";
       if (this.#parent && this.request({ type: "follow", id: this.#parent.id, follow }) !== null) this.#following(follow);
     });
-    setupComposer(this.form, this.textarea, (body) => this.#compose(body));
+    this.uploads = new Uploads({ byId, prefix: "thread", form: this.form, textarea: this.textarea, ...uploadTo });
+    setupComposer(this.form, this.textarea, (body) => this.#compose(body), () => this.uploads.count > 0);
   }
 
   /** Return the id of the message whose thread is shown, or null. */
@@ -125,17 +127,22 @@ export class ThreadPanel {
     if (this.#focus !== null && this.messages.focus(this.#focus)) this.#focus = null;
   }
 
-  #compose(body) {
-    if (!this.#parent) return;
+  async #compose(body) {
+    const parent = this.#parent;
+    if (!parent) return;
+    // The reply waits for its files; only those that made it go with it, to the thread it was written in.
+    const attachments = this.uploads.count ? await this.uploads.take() : [];
+    if (this.#parent !== parent || (!attachments.length && !body.trim())) return;
     const clientId = newClientId();
-    this.messages.addLocal(clientId, body);
-    this.#sendLocal({ clientId, body });
+    this.messages.addLocal(clientId, body, attachments);
+    this.#sendLocal({ clientId, body, attachments });
     this.#following(true); // whoever replies follows the thread
   }
 
-  #sendLocal({ clientId, body }) {
+  #sendLocal({ clientId, body, attachments }) {
     this.send({
       type: "send", body, client_id: clientId, thread: this.#parent.id, also_in_room: this.alsoInRoom.checked,
+      ...(attachments?.length ? { attachments } : {}),
     });
   }
 }

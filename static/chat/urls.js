@@ -8,3 +8,6 @@ export const roomUrl = (slug) => `/chat/${encodeURIComponent(slug)}/`;
 
 /** Return a message's permalink: the room page opened at that message. */
 export const messageUrl = (slug, seq) => `${roomUrl(slug)}m/${seq}/`;
+
+/** Return the path that takes a room's uploads (chat/web/files.py). */
+export const uploadUrl = (slug) => `${roomUrl(slug)}uploads/`;
