@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from chat.domain import events, selectors, sequences
 from chat.domain.sequences import RoomArchived  # noqa: F401 (refusals are named from here)
+from chat.domain.moderation import Muted, mute_check  # noqa: F401
 from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
     MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Reaction, Room, validate_room_slug,
@@ -231,10 +232,11 @@ def message_create_many(sends):
 
     `sends` are dicts of message_create's arguments. A refusal of any one
     stores none of them: IntegrityError for a client_id repeat, DataError for
-    text the database will not take.
+    text the database will not take, Muted for an author muted in the room.
     """
     if not sends:
         return []
+    mute_check(sends)
     now = timezone.now()
     messages = [Message(**send, created_at=now) for send in sends]
     _store_messages(messages)
