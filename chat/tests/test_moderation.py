@@ -147,3 +147,31 @@ def test_a_member_reports_a_message_once_and_staff_resolve_it(staff, alice, bob,
     report.refresh_from_db()
     assert report.resolved_by == staff and report.resolved_at is not None
     assert actions() == [("report", "bob", "alice"), ("report_resolve", "mod", "alice")]
+
+
+def test_the_admin_bans_mutes_and_resolves_through_the_services_and_shows_a_report_in_context(make_user, alice, bob):
+    admin_user = make_user("root", is_staff=True, is_superuser=True)
+    client = logged_in_client(admin_user)
+    room, _ = services.room_create(slug="lobby", user=alice)
+    services.room_join(slug="lobby", user=bob)
+    services.message_create(room=room, author=alice, body="before it")
+    message, _ = services.message_create(room=room, author=alice, body="<b>rude</b>")
+    report, _ = moderation.message_report(reporter=bob, room=room, message_id=message.id, reason="rude")
+
+    page = client.get(f"/admin/chat/report/{report.pk}/change/").content.decode()
+    assert "before it" in page and "&lt;b&gt;rude&lt;/b&gt;" in page and "<b>rude</b>" not in page
+    response = client.post("/admin/chat/report/", {"action": "resolve", "_selected_action": [report.pk]})
+    assert response.status_code == 302
+    response = client.post("/admin/chat/ban/add/", {"user": alice.pk, "reason": "spam", "hide_messages": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    until = (timezone.now() + datetime.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    response = client.post("/admin/chat/mute/add/", {
+        "room": room.pk, "user": bob.pk, "until_0": until[:10], "until_1": until[11:], "reason": "",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    ban = Ban.objects.get(user=alice)
+    assert client.post(f"/admin/chat/ban/{ban.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert [a for a, *_ in actions()] == ["report", "report_resolve", "ban", "mute", "unban"]
+    assert not room.messages.filter(author=alice, is_deleted=False).exists()
+    assert client.get("/admin/chat/auditlog/").status_code == 200
+    assert client.get("/admin/chat/auditlog/add/").status_code == 403
