@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat.domain import events, moderation, sequences, services
+from chat.domain import events, sequences, services
 from chat.domain.models import Message, ThreadFollow
 
 
@@ -28,13 +28,12 @@ def _reply_store(room, author, parent_id, body, client_id, also_in_room):
     )
     if parent.parent_id is not None:
         raise ValidationError("Reply to the thread's first message: a reply has no thread of its own.", code="nested")
-    moderation.mute_check([{"room": room, "author": author}])
     now = timezone.now()
     reply = Message(
         room=room, author=author, body=body, client_id=client_id, parent=parent, also_in_room=also_in_room,
         created_at=now,
     )
-    reply.seq, reply.cseq = sequences.next_seq(room, now)
+    reply.seq, reply.cseq = sequences.next_seq(room, now, author.pk)
     reply.save(force_insert=True)
     # The parent's summary is a change of its own, so that a resume replays the new count.
     parent.reply_count += 1
