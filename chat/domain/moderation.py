@@ -103,14 +103,15 @@ def _messages_hide(user):
 
 
 def user_sessions_end(user):
-    """Delete every login session of the user from the session store; return how many."""
+    """Delete every login session of the user from the session store (db or cached_db); return how many."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
     # The store has no index by user: each live session is decoded (moderation is rare; sessions expire).
-    model = import_module(settings.SESSION_ENGINE).SessionStore.get_model_class()
     ended = [
-        session.pk for session in model.objects.filter(expire_date__gt=timezone.now()).iterator()
+        session.pk for session in store.get_model_class().objects.filter(expire_date__gt=timezone.now()).iterator()
         if session.get_decoded().get("_auth_user_id") == str(user.pk)
     ]
-    model.objects.filter(pk__in=ended).delete()
+    for session_key in ended:
+        store(session_key).delete()  # the store's own delete, which also clears a cached_db store's cache
     return len(ended)
 
 
