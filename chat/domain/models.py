@@ -144,13 +144,18 @@ class Reaction(models.Model):
         return f"{self.emoji} by {self.user_id} on {self.message}"
 
 
+def _optional_user():
+    """Return a field naming a user, which turns null when that user is deleted (their actions stay)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+
 class Ban(models.Model):
     """A user staff banned: no login, no socket, until unbanned (chat.domain.moderation)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ban")
-    banned_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    banned_by = _optional_user()
     reason = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
     # Whether the user's messages were hidden (deleted) with the ban; an unban leaves them hidden.
     hide_messages = models.BooleanField(default=False)
@@ -166,9 +171,7 @@ class Mute(models.Model):
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mutes")
     until = models.DateTimeField()
-    muted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    muted_by = _optional_user()
     reason = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -187,9 +190,7 @@ class Report(models.Model):
     reason = models.CharField(max_length=MAX_TOPIC_LENGTH)
     created_at = models.DateTimeField(auto_now_add=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    resolved_by = _optional_user()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -202,13 +203,9 @@ class Report(models.Model):
 class AuditLog(models.Model):
     """One moderation action: who did what to whom, kept when its subject goes."""
 
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = _optional_user()
     action = models.CharField(max_length=32)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    user = _optional_user()
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     detail = models.JSONField(default=dict, blank=True)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from chat.tests.test_hardening_server import closed_code, logged_errors, names, serving
+from chat.tests.test_hardening_server import next_frame as v1_frame
 from chat.tests.test_v2_server import next_frame
 from harness.servers import PASSWORD, WebClient, manage, project_env
 
@@ -56,7 +57,7 @@ async def test_a_muted_user_is_told_at_once_stores_nothing_and_sends_again_once_
     async with client.socket() as ws:
         assert "muted_until" not in await subscribed(ws, room)
         moderate(env, f"moderation.room_mute(actor=users.get(username={moderator!r}), room=Room.objects.get("
-                      f"slug={room!r}), user=users.get(username={bob!r}), until=in_seconds(4), reason='calm down')")
+                      f"slug={room!r}), user=users.get(username={bob!r}), until=in_seconds(8), reason='calm down')")
         muted = await next_frame(ws, "room_muted")
         assert muted["room"] == room
         until = datetime.datetime.fromisoformat(muted["until"])
@@ -64,12 +65,17 @@ async def test_a_muted_user_is_told_at_once_stores_nothing_and_sends_again_once_
         error = await next_frame(ws, "error")
         assert error["code"] == "muted" and error["until"] == muted["until"] and error["client_id"] == "m1"
         assert f"muted in #{room} until" in error["detail"]
-        # A reconnecting page learns it from its view.
+        # A reconnecting page learns it from its view; version 1 is refused the same way.
         async with client.socket() as again:
             assert (await subscribed(again, room))["muted_until"] == muted["until"]
+        async with client.socket(room) as v1:
+            await v1_frame(v1, "welcome")
+            await v1.send(json.dumps({"type": "send", "body": "v1?", "client_id": "m3"}))
+            refused = await v1_frame(v1, "error")
+            assert (refused["code"], refused["until"], refused["client_id"]) == ("muted", muted["until"], "m3")
         assert stored_count(env, room, bob) == 0
         wait = (until - datetime.datetime.now(datetime.UTC)).total_seconds()
-        assert 0 < wait < 4
+        assert 0 < wait < 8
         await asyncio.sleep(wait + 0.2)
         await ws.send(json.dumps({"type": "send", "room": room, "body": "back", "client_id": "m2", "request_id": 2}))
         ack = await next_frame(ws, "ack", "error")
