@@ -175,3 +175,23 @@ def test_the_admin_bans_mutes_and_resolves_through_the_services_and_shows_a_repo
     assert not room.messages.filter(author=alice, is_deleted=False).exists()
     assert client.get("/admin/chat/auditlog/").status_code == 200
     assert client.get("/admin/chat/auditlog/add/").status_code == 403
+
+
+def test_a_private_rooms_creator_mutes_and_unmutes_a_member_from_the_page(alice, bob, make_user):
+    room, _ = services.room_create(slug="secret", user=alice, private=True)
+    services.membership_add(room=room, actor=alice, username="bob")
+    creator = logged_in_client(alice)
+    assert "Unmute<span" in creator.get("/chat/secret/").content.decode()
+    response = creator.post("/chat/secret/mute/", {"username": "bob", "action": "mute", "minutes": "60"})
+    assert response.status_code == 302
+    left = moderation.mute_until(room=room, user=bob) - timezone.now()
+    assert datetime.timedelta(minutes=59) < left <= datetime.timedelta(minutes=60)
+    assert logged_in_client(bob).post("/chat/secret/mute/", {"username": "alice", "action": "mute"}).status_code == 403
+    stranger = make_user("carol")
+    assert creator.post("/chat/secret/mute/", {"username": "carol", "action": "mute"}).status_code == 400
+    assert creator.post("/chat/secret/mute/", {"username": "bob", "action": "mute", "minutes": "7"}).status_code == 400
+    assert creator.post("/chat/secret/mute/", {"username": "bob", "action": "unmute"}).status_code == 302
+    assert moderation.mute_until(room=room, user=bob) is None and moderation.mute_until(room=room, user=stranger) is None
+    services.room_create(slug="open", user=alice)
+    services.room_join(slug="open", user=bob)
+    assert creator.post("/chat/open/mute/", {"username": "bob", "action": "mute"}).status_code == 403

@@ -28,6 +28,15 @@ class MemberForm(forms.Form):
     action = forms.ChoiceField(choices=[("add", "Add"), ("remove", "Remove")])
 
 
+class MuteForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    action = forms.ChoiceField(choices=[("mute", "Mute"), ("unmute", "Unmute")])
+    minutes = forms.TypedChoiceField(
+        label="For", choices=[(10, "10 minutes"), (60, "1 hour"), (1440, "1 day")], coerce=int, required=False,
+        empty_value=10,
+    )
+
+
 class LoginThrottle:
     """Refuse a login form's username or address after repeated failures, counted for every login page alike."""
 
