@@ -23,6 +23,7 @@ NOTIFICATION = "notification"
 ROOM_READ = "room_read"
 ROOM_ADDED = "room_added"
 ROOM_REMOVED = "room_removed"
+ROOM_MUTED = "room_muted"
 
 
 def _sender():
@@ -149,3 +150,13 @@ def room_changed(room):
 def room_removed(user_id, room):
     """Tell a user's sockets that they left a room or were removed from it."""
     _sender().user_event_on_commit(user_id, ROOM_REMOVED, {"room": room.slug, "room_id": room.pk})
+
+
+def room_muted(user_id, room, until):
+    """Tell a user's sockets that they are muted in a room until `until`, or no longer (None)."""
+    _sender().user_event_on_commit(user_id, ROOM_MUTED, {"room": room.slug, "until": timestamp(until)})
+
+
+def user_banned(user_id):
+    """End every socket of a banned user (closed with 4401, as for an ended session)."""
+    _sender().user_sessions_end_on_commit(user_id)

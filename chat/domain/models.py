@@ -173,3 +173,77 @@ class Attachment(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.pk})"
+
+
+def _optional_user():
+    """Return a field naming a user, which turns null when that user is deleted (their actions stay)."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+
+class Ban(models.Model):
+    """A user staff banned: no login, no socket, until unbanned (chat.domain.moderation)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ban")
+    banned_by = _optional_user()
+    reason = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
+    # Whether the user's messages were hidden (deleted) with the ban; an unban leaves them hidden.
+    hide_messages = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"ban of {self.user}"
+
+
+class Mute(models.Model):
+    """A user who may not send in one room until `until`."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="mutes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mutes")
+    until = models.DateTimeField()
+    muted_by = _optional_user()
+    reason = models.CharField(max_length=MAX_TOPIC_LENGTH, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["room", "user"], name="mute_unique")]
+
+    def __str__(self):
+        return f"{self.user} muted in {self.room} until {self.until:%Y-%m-%d %H:%M}"
+
+
+class Report(models.Model):
+    """A member's report of a message to staff."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reports")
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reports")
+    reason = models.CharField(max_length=MAX_TOPIC_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = _optional_user()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["message", "reporter"], name="report_once_per_user_unique")]
+
+    def __str__(self):
+        return f"report of {self.message} by {self.reporter_id}"
+
+
+class AuditLog(models.Model):
+    """One moderation action: who did what to whom, kept when its subject goes."""
+
+    actor = _optional_user()
+    action = models.CharField(max_length=32)
+    user = _optional_user()
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -17,10 +17,10 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from chat.domain import attachments, events, selectors, sequences
-from chat.domain.sequences import RoomArchived  # noqa: F401 (refusals are named from here)
+from chat.domain.sequences import Muted, RoomArchived  # noqa: F401 (refusals are named from here)
 from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
-    MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Reaction, Room, validate_room_slug,
+    MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Mute, Reaction, Room, validate_room_slug,
 )
 from chat.platform.limits import Limit
 
@@ -231,7 +231,8 @@ def message_create_many(sends):
 
     `sends` are dicts of message_create's arguments. A refusal of any one
     stores none of them: IntegrityError for a client_id repeat, DataError for
-    text the database will not take.
+    text the database will not take (and, on PostgreSQL, for an archived room or
+    a muted author); RoomArchived or Muted for the one message.
     """
     if not sends:
         return []
@@ -249,7 +250,7 @@ def _store_messages(messages):
     if connection.vendor != "postgresql":
         with transaction.atomic():
             for message in messages:
-                message.seq, message.cseq = sequences.next_seq(message.room, message.created_at)
+                message.seq, message.cseq = sequences.next_seq(message.room, message.created_at, message.author_id)
                 message.save(force_insert=True)
         return
     # PostgreSQL does both writes in one statement, which commits on its own:
@@ -262,12 +263,15 @@ def _store_messages(messages):
                 # This statement takes PostgreSQL a third less time than the one for many.
                 [message] = messages
                 cursor.execute(_INSERT_WITH_NEXT_SEQ, [
-                    message.created_at, message.room_id, message.author_id, message.body, message.client_id,
+                    message.created_at, message.room_id, message.room_id, message.author_id, message.created_at,
+                    message.author_id, message.body, message.client_id,
                 ])
-                message.pk, message.seq, message.cseq = sequences.unless_archived(cursor.fetchone())
+                message.pk, message.seq, message.cseq = sequences.unless_refused(
+                    cursor.fetchone(), message.room, message.author_id
+                )
                 return
             columns = [[getattr(m, name) for m in messages] for name in ("room_id", "author_id", "body", "client_id")]
-            cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at])
+            cursor.execute(_INSERT_MANY_WITH_NEXT_SEQS, [*columns, messages[0].created_at, messages[0].created_at])
             stored = {(room_id, seq): (pk, cseq) for pk, room_id, seq, cseq in cursor.fetchall()}
     # Each room's seqs (and cseqs) went to its messages in list order, from its lowest.
     next_seq = {}
@@ -285,23 +289,27 @@ _MESSAGE_COLUMNS = ", ".join(
 )
 _INSERT_WITH_NEXT_SEQ = (
     f"WITH room AS (UPDATE {Room._meta.db_table} SET last_seq = last_seq + 1, last_cseq = last_cseq + 1,"
-    " last_message_at = %s WHERE id = %s AND archived_at IS NULL RETURNING id, last_seq, last_cseq, last_message_at)"
+    f" last_message_at = %s WHERE id = %s AND archived_at IS NULL{sequences.NOT_MUTED}"
+    " RETURNING id, last_seq, last_cseq, last_message_at)"
     f" INSERT INTO {Message._meta.db_table} ({_MESSAGE_COLUMNS})"
     " SELECT id, %s, last_seq, last_cseq, last_message_at, %s, %s, false FROM room RETURNING id, seq, cseq"
 )
 
 # The batch's rooms are locked in id order, so that two batches never wait
 # for each other's rooms in a cycle (a deadlock); each room's seqs and cseqs
-# go to its messages in the order of the arrays. An archived room among them
-# fails the whole statement (division by zero, a DataError) so that nothing is
-# stored and the batch is retried message by message, where the archived
-# room's messages are refused alone.
+# go to its messages in the order of the arrays. An archived room among them,
+# or an author muted in one, fails the whole statement (division by zero, a
+# DataError) so that nothing is stored and the batch is retried message by
+# message, where those messages are refused alone.
 _INSERT_MANY_WITH_NEXT_SEQS = (
     "WITH new AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[])"
     " WITH ORDINALITY AS new(room_id, author_id, body, client_id, position)),"
     " counts AS (SELECT room_id, count(*) AS added FROM new GROUP BY room_id),"
     f" locked AS (SELECT id FROM {Room._meta.db_table} WHERE id IN (SELECT room_id FROM counts)"
-    " AND 1 / (archived_at IS NULL)::int = 1 ORDER BY id FOR UPDATE),"
+    " AND 1 / (archived_at IS NULL)::int = 1"
+    f" AND 1 / (NOT EXISTS (SELECT 1 FROM new JOIN {Mute._meta.db_table} mute ON mute.room_id = new.room_id"
+    f" AND mute.user_id = new.author_id WHERE new.room_id = {Room._meta.db_table}.id AND mute.until > %s))::int = 1"
+    " ORDER BY id FOR UPDATE),"
     f" room AS (UPDATE {Room._meta.db_table} r SET last_seq = r.last_seq + counts.added,"
     " last_cseq = r.last_cseq + counts.added, last_message_at = %s"
     " FROM counts, locked WHERE r.id = counts.room_id AND locked.id = r.id"

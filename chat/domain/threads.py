@@ -33,7 +33,7 @@ def _reply_store(room, author, parent_id, body, client_id, also_in_room, attachm
         room=room, author=author, body=body, client_id=client_id, parent=parent, also_in_room=also_in_room,
         created_at=now, attachments=attachments,
     )
-    reply.seq, reply.cseq = sequences.next_seq(room, now)
+    reply.seq, reply.cseq = sequences.next_seq(room, now, author.pk)
     reply.save(force_insert=True)
     # The parent's summary is a change of its own, so that a resume replays the new count.
     parent.reply_count += 1

@@ -110,9 +110,9 @@ def store_batch(batch):
     sends = [batch[i][1] for i in counted]
     try:
         stored = [(message, True) for message in services.message_create_many(sends)]
-    except (IntegrityError, DataError, services.RoomArchived):
+    except (IntegrityError, DataError, services.RoomArchived, services.Muted):
         # One message refuses the whole statement (a repeated client_id, text the database will not take,
-        # an archived room):
+        # an archived room, a muted author):
         # store each alone, so that message_create finds repeats and only the bad one fails.
         stored = [_result_of(services.message_create, send) for send in sends]
     for i, result in zip(counted, stored):

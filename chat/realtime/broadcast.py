@@ -21,6 +21,8 @@ ROOM_EVENT = "room.event"
 USER_EVENT = "user.event"
 ROOM_ACTIVITY = "room.activity"
 USERS_GROUP = "chat.users"
+# Closes the sockets of a login session that ended, or of every session of a user (session_key None).
+SESSION_REVOKED = "session.revoked"
 # Seconds a write's caller waits at most for its after-commit sends to reach the layer.
 SEND_WAIT_SECONDS = 0.5
 
@@ -59,6 +61,11 @@ def user_event_on_commit(user_id, kind, data):
 def user_control_on_commit(user_id, event):
     """Send a layer event that acts on a user's sockets (a removal, a logout) once the transaction commits."""
     _send_on_commit(USERS_GROUP, {**event, "user": user_id})
+
+
+def user_sessions_end_on_commit(user_id, session_key=None):
+    """Close a user's sockets of one login session, or of all (None), with 4401 once the transaction commits."""
+    user_control_on_commit(user_id, {"type": SESSION_REVOKED, "session_key": session_key})
 
 
 def activity_on_commit(room_id, data, *, kind="room_activity"):

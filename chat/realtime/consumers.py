@@ -18,7 +18,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
-from chat.domain import attachments, events, selectors, services, threads
+from chat.domain import attachments, events, moderation, selectors, services, threads
 from chat.domain.models import validate_room_slug
 from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
@@ -85,6 +85,7 @@ class Subscription:
     """One room a socket shows: what its first view covered, and the room's events that wait for that view."""
 
     present = False  # counted in the room's presence
+    muted_until = None  # when the user's mute in the room ends, as of the view
 
     def __init__(self, room, last_read_seq):
         self.room = room
@@ -264,7 +265,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         Raise ValidationError, PermissionDenied or ObjectDoesNotExist as room_join does.
         """
-        room, membership = await db(services.room_join)(slug=slug, user=self.user)
+        room, membership, muted_until = await db(_room_join)(slug=slug, user=self.user)
         sub = self.subscriptions.get(room.pk)
         if sub is None:
             sub = self.subscriptions[room.pk] = Subscription(room, membership.last_read_seq)
@@ -283,6 +284,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             sub.room = room
             if sub.backlog is None:
                 sub.backlog = []
+        sub.muted_until = muted_until
         limit = protocol.DEFAULT_PAGE if after is None and after_seq is None else protocol.MAX_PAGE
         cseq, items, has_more = await db(selectors.room_view)(room=room, after=after, after_seq=after_seq, limit=limit)
         if self.subscriptions.get(room.pk) is not sub:
@@ -309,6 +311,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             direct=room.is_direct, archived=room.is_archived,
             online=online_shown, online_count=len(online), last_read_seq=sub.last_read_seq, cseq=cseq,
             resumed=resumed, messages=[], changes=[], has_more=has_more, request_id=request_id,
+            muted_until=events.timestamp(sub.muted_until),
         ))
         if not resumed:
             parts = frames.encode_parts(protocol.message_data(m) for m in items)
@@ -393,6 +396,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except ObjectDoesNotExist:
             detail = "There is no such room." if isinstance(frame, frames.Subscribe) else "No such message in this room."
             await self.send_error(protocol.NOT_FOUND, detail, **echo)
+        except moderation.Muted as error:
+            await self.send_error(protocol.MUTED, str(error), until=events.timestamp(error.until), **echo)
         except PermissionDenied as error:
             await self.send_error(protocol.FORBIDDEN, str(error), **echo)
         except LimitExceeded as error:
@@ -407,9 +412,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             detail = "The server could not store or read that; it may not be saved. Try again."
             await self.send_error(protocol.UNAVAILABLE, detail, **echo)
 
-    async def send_error(self, code, detail, *, request_id=None, room=None, client_id=None, retry_after=None):
+    async def send_error(
+        self, code, detail, *, request_id=None, room=None, client_id=None, retry_after=None, until=None
+    ):
         await self.send(text_data=frames.encode(frames.Error(
             code=code, detail=detail, request_id=request_id, room=room, client_id=client_id, retry_after=retry_after,
+            until=until,
         )))
 
     async def send_ack(self, frame, message=None):
@@ -566,6 +574,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await db(threads.thread_follow)(room=sub.room, user=self.user, message_id=frame.id, follow=frame.follow)
         await self.send_ack(frame)
 
+    async def on_report(self, frame):
+        sub = self.shown(frame.room)
+        await db(self.counted(moderation.message_report, "change", "You are reporting too fast; nothing was sent."))(
+            reporter=self.user, room=sub.room, message_id=frame.id, reason=frame.reason
+        )
+        await self.send_ack(frame)
+
     async def on_ping(self, frame):
         await self.send(text_data=frames.encode(frames.Pong(request_id=frame.request_id)))
 
@@ -581,6 +596,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames.Unreact: on_react,
         frames.RoomUpdate: on_room_update,
         frames.Follow: on_follow,
+        frames.Report: on_report,
         frames.Typing: on_typing,
         frames.Read: on_read,
         frames.Ping: on_ping,
@@ -745,8 +761,10 @@ class RoomConsumer(ChatConsumer):
                 return frames.Read(room=room, seq=frame.seq)
         return frames.Ping()
 
-    async def send_error(self, code, detail, *, request_id=None, room=None, client_id=None, retry_after=None):
-        await self.send(text_data=protocol.error_frame(code, detail, client_id, retry_after))
+    async def send_error(
+        self, code, detail, *, request_id=None, room=None, client_id=None, retry_after=None, until=None
+    ):
+        await self.send(text_data=protocol.error_frame(code, detail, client_id, retry_after, until))
 
     async def send_ack(self, frame, message=None):
         """Acknowledge nothing: v1 has no request ids."""
@@ -780,6 +798,13 @@ class RoomConsumer(ChatConsumer):
                 await self.close_with(protocol.CLOSE_REMOVED)
             return None
         return await self.send_encoded(*encoded(event, self.version, None))
+
+
+@functools.wraps(services.room_join)  # timed as the join it is
+def _room_join(*, slug, user):
+    """Join a room as services.room_join does; return (room, membership, when the user's mute there ends or None)."""
+    room, membership = services.room_join(slug=slug, user=user)
+    return room, membership, moderation.mute_until(room=room, user=user)
 
 
 def _detail(error):

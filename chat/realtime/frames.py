@@ -142,13 +142,21 @@ class Follow(ClientFrame, tag="follow"):
     follow: bool = True
 
 
+class Report(ClientFrame, tag="report"):
+    """A member's report of a message to staff (chat.domain.moderation)."""
+
+    room: Slug
+    id: Seq
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH)]
+
+
 class Ping(ClientFrame, tag="ping"):
     pass
 
 
 CLIENT_FRAMES = (
     Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, RoomUpdate, Typing, Read, Follow,
-    Ping,
+    Report, Ping,
 )
 
 
@@ -327,6 +335,8 @@ class Subscribed(ServerFrame, tag="subscribed"):
     changes: list[Change]
     has_more: bool
     request_id: RequestId = None
+    # When the user's mute in the room ends; absent when they may send.
+    muted_until: str | None = None
 
 
 class Unsubscribed(ServerFrame, tag="unsubscribed"):
@@ -441,6 +451,12 @@ class RoomRemoved(ServerFrame, tag="room_removed"):
     room: str
 
 
+class RoomMuted(ServerFrame, tag="room_muted"):
+    room: str
+    # When the mute ends; null: it was lifted.
+    until: str | None
+
+
 class Error(ServerFrame, tag="error"):
     code: str
     detail: str
@@ -448,6 +464,8 @@ class Error(ServerFrame, tag="error"):
     room: str | None = None
     client_id: str | None = None
     retry_after: float | None = None
+    # `muted`: when the mute ends.
+    until: str | None = None
 
 
 class Ack(ServerFrame, tag="ack"):
@@ -468,7 +486,7 @@ class Pong(ServerFrame, tag="pong"):
 SERVER_FRAMES = (
     Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, RoomChanged,
     TypingNotice, Join, Leave, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded, RoomRemoved,
-    Ack, Error, Pong,
+    RoomMuted, Ack, Error, Pong,
 )
 _server_frame = _union(SERVER_FRAMES)
 

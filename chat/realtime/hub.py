@@ -22,7 +22,7 @@ from channels.layers import get_channel_layer
 from chat.platform import metrics
 from chat.platform.outages import Outage
 from chat.realtime import protocol
-from chat.realtime.broadcast import ROOM_ACTIVITY, ROOM_EVENT, USER_EVENT, USERS_GROUP, room_group
+from chat.realtime.broadcast import ROOM_ACTIVITY, ROOM_EVENT, SESSION_REVOKED, USER_EVENT, USERS_GROUP, room_group
 
 logger = logging.getLogger(__name__)
 # One WARNING when the layer goes, one INFO when it is back, for every hub of the process.
@@ -38,7 +38,7 @@ PROBE_SECONDS = 2.0
 PROBE_TIMEOUT = 6.0
 PROBE = "hub.probe"
 # The user events, and the socket method that takes each.
-USER_HANDLERS = {USER_EVENT: "user_event", "session.revoked": "session_revoked"}
+USER_HANDLERS = {USER_EVENT: "user_event", SESSION_REVOKED: "session_revoked"}
 # What a socket's handler returns: the path its frame took, or None when it sent none (the hub counts them).
 DIRECT, ASGI = "direct", "asgi"
 

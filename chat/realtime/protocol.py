@@ -20,6 +20,7 @@ UNAVAILABLE = "unavailable"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
+MUTED = "muted"
 TOO_MANY_SOCKETS = "too_many_sockets"
 # Protocol v2 (chat/realtime/frames.py): a room-scoped request for a room the socket has not subscribed to,
 # and a subscribe past frames.MAX_SUBSCRIPTIONS.
@@ -342,11 +343,10 @@ def pong_frame():
     return encode({"type": "pong"})
 
 
-def error_frame(code, detail, client_id=None, retry_after=None):
+def error_frame(code, detail, client_id=None, retry_after=None, until=None):
     """Build an error frame, echoing the client id of the frame it answers."""
     frame = {"type": "error", "code": code, "detail": detail}
-    if client_id is not None:
-        frame["client_id"] = client_id
-    if retry_after is not None:
-        frame["retry_after"] = retry_after
+    for name, value in (("client_id", client_id), ("retry_after", retry_after), ("until", until)):
+        if value is not None:
+            frame[name] = value
     return encode(frame)

@@ -4,7 +4,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
-from chat.domain import services
+from chat.domain import moderation, services
 from chat.platform.limits import Limit, LimitExceeded
 
 
@@ -26,6 +26,15 @@ class RoomOpenForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(label="Username", max_length=150)
     action = forms.ChoiceField(choices=[("add", "Add"), ("remove", "Remove")])
+
+
+class MuteForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    action = forms.ChoiceField(choices=[("mute", "Mute"), ("unmute", "Unmute")])
+    minutes = forms.TypedChoiceField(
+        label="For", choices=[(10, "10 minutes"), (60, "1 hour"), (1440, "1 day")], coerce=int, required=False,
+        empty_value=10,
+    )
 
 
 class LoginThrottle:
@@ -55,11 +64,20 @@ class LoginThrottle:
             raise
 
 
-class ThrottledAuthenticationForm(LoginThrottle, AuthenticationForm):
-    """Django's login form, refusing a username or an address after repeated failures."""
+class BanRefusal:
+    """Refuse the login of a banned user, saying so (after the password was checked, so it tells no one else)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        if moderation.user_is_banned(user):
+            raise ValidationError("This account has been banned.", code="banned")
 
 
-class ThrottledAdminAuthenticationForm(LoginThrottle, AdminAuthenticationForm):
+class ThrottledAuthenticationForm(LoginThrottle, BanRefusal, AuthenticationForm):
+    """Django's login form, refusing a banned user, and a username or an address after repeated failures."""
+
+
+class ThrottledAdminAuthenticationForm(LoginThrottle, BanRefusal, AdminAuthenticationForm):
     """The admin's login form (staff only), under the same counters as the site's login form."""
 
 

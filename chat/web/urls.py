@@ -1,7 +1,7 @@
 """URLs of the chat pages."""
 from django.urls import path
 
-from chat.web import files, views
+from chat.web import files, moderation, views
 
 app_name = "chat"
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("chat/<str:slug>/m/<int:seq>/", views.room, name="message"),
     path("chat/<str:slug>/members/", views.members, name="members"),
     path("chat/<str:slug>/members.json", views.member_search, name="member_search"),
+    path("chat/<str:slug>/mute/", moderation.room_mute, name="mute"),
     path("chat/<str:slug>/leave/", views.room_leave, name="leave"),
     path("chat/<str:slug>/archive/", views.room_archive, name="archive"),
     path("chat/<str:slug>/invite/", views.invite_links, name="invite_links"),

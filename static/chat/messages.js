@@ -28,10 +28,12 @@ export class MessageList {
 
   /**
    * onEdit(message) and onDelete(message) run when the user picks those actions on their own message;
-   * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one.
+   * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one;
+   * onReport(message) when they report someone else's message to staff.
    */
   constructor(list, scroller, {
     username, isStaff = false, permalink = null, onRetry, onEdit, onDelete, onReact, onPickReaction, onThread = null,
+    onReport = null,
   }) {
     this.list = list;
     this.scroller = scroller;
@@ -44,6 +46,7 @@ export class MessageList {
     this.onPickReaction = onPickReaction;
     // onThread(message) opens a message's thread; without it (in a thread's own list) nothing offers one.
     this.onThread = onThread;
+    this.onReport = onReport;
     this.permalink = permalink;
     this.lowestSeq = null;
     this.highestSeq = null;
@@ -366,6 +369,7 @@ export class MessageList {
     if (this.onThread && parent == null) offered.push(["Reply", this.onThread]);
     if (mine && this.onEdit) offered.push(["Edit", this.onEdit]);
     if (mine || this.isStaff) offered.push(["Delete", this.onDelete]);
+    if (!mine && this.onReport) offered.push(["Report", this.onReport]);
     for (const [label, handler] of offered) {
       const button = textElement("button", "button button--small button--quiet", label);
       button.type = "button";

@@ -41,6 +41,8 @@ export class RoomView {
   #roomCseq = 0;
   #ended = false;
   #abort = new AbortController();
+  #reportId = null;
+  #unmuteTimer = null;
 
   /** config is the page's room-config; onMessage(message) runs for each new message shown (the sidebar follows). */
   constructor({ config, socket, byId, onMessage, onRenamed }) {
@@ -60,6 +62,7 @@ export class RoomView {
       list: byId("messages"),
     };
     this.form = byId("composer");
+    this.mutedElement = byId("composer-muted");
     // Busy until the room's view has come: screen readers wait, and so do the browser tests.
     this.scroller = byId("message-scroller");
     this.textarea = byId("composer-body");
@@ -74,6 +77,7 @@ export class RoomView {
       onReact: (message, emoji, on) => this.#react(message, emoji, on),
       onPickReaction: (message, button) => this.#pickReaction(message, button),
       onThread: (message) => this.thread.open(message),
+      onReport: (message) => this.#report(message),
     });
     // Both composers upload to the room, with the CSRF token the page's forms carry.
     const uploadTo = { url: uploadUrl(config.slug), csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "" };
@@ -121,6 +125,7 @@ export class RoomView {
     confirmSubmit(this.archivedElements.archive);
     setupCopy(byId("invite-copy"), byId("invite-url"));
     this.#showArchived(Boolean(config.archived));
+    this.#showMuted(null);
     this.handlers = new Map([
       ["subscribed", (frame) => this.#welcome(frame)],
       ["message", (frame) => this.#live(frame)],
@@ -144,6 +149,10 @@ export class RoomView {
         if (reason === "removed") this.end(REFUSED_TEXTS.get("forbidden"));
       }],
       ["error", (frame) => this.#refused(frame)],
+      ["room_muted", ({ until }) => this.#showMuted(until)],
+      ["ack", ({ request_id: id }) => {
+        if (id != null && id === this.#reportId) this.notice.show("Reported: staff will look at it.");
+      }],
     ]);
   }
 
@@ -167,6 +176,7 @@ export class RoomView {
     this.#ended = true;
     this.readMarker.flush();
     this.#abort.abort();
+    clearTimeout(this.#unmuteTimer);
     this.typing.clear();
     this.thread.close();
     if (this.#subscribed) this.socket.send({ type: "unsubscribe", room: this.slug });
@@ -192,6 +202,7 @@ export class RoomView {
     if (frame.request_id !== this.#subscribeId) return; // The answer to an earlier connection's subscribe.
     this.#subscribed = true;
     if (!frame.direct) this.#showRoom(frame);
+    this.#showMuted(frame.muted_until ?? null);
     this.#loaded = true;
     this.scroller.setAttribute("aria-busy", "false");
     this.history.subscribed(frame);
@@ -265,6 +276,35 @@ export class RoomView {
       this.editor.cancel();
       if (editForm) editForm.hidden = true;
     }
+  }
+
+  /** Say in the composer that the user is muted here until `until` (ISO 8601), and keep them from sending; null: not. */
+  #showMuted(until) {
+    clearTimeout(this.#unmuteTimer);
+    const end = until ? new Date(until) : null;
+    const left = end ? end.getTime() - Date.now() : 0;
+    const muted = left > 0;
+    this.mutedElement.hidden = !muted;
+    this.textarea.disabled = muted;
+    this.form.querySelector("button[type=submit]").disabled = muted;
+    if (!muted) return;
+    const sameDay = end.toDateString() === new Date().toDateString();
+    const shown = sameDay
+      ? end.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+      : end.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    this.mutedElement.textContent = `You are muted in this room until ${shown}.`;
+    // The mute ends by itself, with no frame; timers past 24 days overflow, and a view comes before then anyway.
+    this.#unmuteTimer = setTimeout(() => this.#showMuted(null), Math.min(left, 2 ** 31 - 1));
+  }
+
+  #report(message) {
+    const reason = window.prompt(`Report ${message.author}'s message to staff. Why?`)?.trim();
+    if (!reason) return;
+    if (!this.#subscribed) {
+      this.notice.show("Not connected: the message was not reported.");
+      return;
+    }
+    this.#reportId = this.socket.request({ type: "report", room: this.slug, id: message.id, reason: reason.slice(0, 250) });
   }
 
   #reactions(frame) {
