@@ -1,2 +1,2 @@
 """Let Django find the app's models where it looks (<app>.models); they live in chat/domain/models.py."""
-from chat.domain.models import Membership, Message, Reaction, Room  # noqa: F401
+from chat.domain.models import LinkPreview, Membership, Message, Reaction, Room  # noqa: F401

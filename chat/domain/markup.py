@@ -90,3 +90,17 @@ def render(body):
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def links(body):
+    """Return the http and https links of a body as the page shows them (bare or written as links), in order, once each."""
+    if "." not in body and ":" not in body:
+        return ()  # no link without a dot or a scheme: most messages skip the parse
+    found = []
+    for block in _markdown.parse(body):
+        for token in block.children or ():
+            href = token.attrGet("href") if token.type == "link_open" else None
+            if isinstance(href, str) and re.match(r"(?i)https?://", href) and href not in found:
+                found.append(href)
+    return tuple(found)

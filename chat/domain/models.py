@@ -96,6 +96,8 @@ class Message(models.Model):
     # A parent's thread as the room shows it, kept with the row (each reply changes it under the parent's cseq).
     reply_count = models.PositiveIntegerField(default=0, db_default=0)
     last_reply_at = models.DateTimeField(null=True, blank=True)
+    # The link previews as every frame shows them (LinkPreview holds them), kept with the row as reactions are.
+    previews = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -142,3 +144,25 @@ class Reaction(models.Model):
 
     def __str__(self):
         return f"{self.emoji} by {self.user_id} on {self.message}"
+
+
+class LinkPreview(models.Model):
+    """The preview of one link of a message, as the server fetched it (chat.domain.previews)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="link_previews")
+    url = models.TextField()
+    # The link's place among the message's previews (0 for its first link).
+    position = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=200, blank=True, default="")
+    description = models.CharField(max_length=300, blank=True, default="")
+    # A thumbnail re-encoded by chat.domain.images (a few tens of KiB), served only to the room's readers.
+    image = models.BinaryField(null=True, blank=True)
+    image_type = models.CharField(max_length=20, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [models.UniqueConstraint(fields=["message", "url"], name="link_preview_once_per_url")]
+
+    def __str__(self):
+        return f"{self.url} on {self.message_id}"

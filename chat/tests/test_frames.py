@@ -39,7 +39,8 @@ def test_the_schema_is_a_valid_json_schema_and_the_command_prints_it():
 @pytest.mark.parametrize("frame_type", frames.CLIENT_FRAMES)
 def test_the_schema_and_the_parser_agree_on_each_client_frames_fields(frame_type):
     client = {**frames.schema()["client"], "$defs": frames.schema()["$defs"]}
-    example = {"type": frames.tag(frame_type), "room": "lobby", "body": "hi", "id": 1, "seq": 1, "after": 1, "emoji": "👍"}
+    example = {"type": frames.tag(frame_type), "room": "lobby", "body": "hi", "id": 1, "seq": 1, "after": 1, "emoji": "👍",
+               "url": "https://example.com/"}
     if frame_type is frames.History:
         del example["seq"]
     fields = set(frame_type.__struct_fields__) | {"type"}

@@ -1,7 +1,7 @@
 """URLs of the chat pages."""
 from django.urls import path
 
-from chat.web import views
+from chat.web import previews, views
 
 app_name = "chat"
 urlpatterns = [
@@ -18,6 +18,7 @@ urlpatterns = [
     path("chat/<str:slug>/archive/", views.room_archive, name="archive"),
     path("chat/<str:slug>/invite/", views.invite_links, name="invite_links"),
     path("chat/<str:slug>/messages/", views.messages_page, name="messages"),
+    path("chat/<str:slug>/previews/<int:preview_id>/image", previews.preview_image, name="preview_image"),
     path("invite/<str:token>/", views.invite, name="invite"),
     path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),
