@@ -1,0 +1,125 @@
+"""The guarded fetch of link previews against real local sockets: every refusal, and what it lets through."""
+import ipaddress
+import time
+
+import pytest
+
+from chat.platform import safefetch
+from chat.platform.safefetch import FetchRefused
+from chat.tests.pagesite import site
+
+HTML = ("text/html", "application/xhtml+xml")
+
+
+@pytest.fixture(scope="module")
+def allowed_site():
+    """A site on 127.0.0.2, the one address the tests allow; 127.0.0.1 stays refused."""
+    with site("127.0.0.2") as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def guarded(settings):
+    settings.CHAT_PREVIEW_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    settings.CHAT_PREVIEW_TIMEOUT = 1.0
+    settings.CHAT_PREVIEW_MAX_BYTES = 1024 * 1024
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
+    "239.255.255.250", "240.0.0.1", "255.255.255.255", "::1", "::", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
+    "fe80::1", "fc00::1", "ff02::1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1",
+])
+def test_no_address_of_a_private_loopback_link_local_multicast_or_reserved_range_is_fetched(address):
+    assert safefetch.address_refusal(ipaddress.ip_address(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::1111"])
+def test_public_addresses_are_fetched(address):
+    assert safefetch.address_refusal(ipaddress.ip_address(address)) is None
+
+
+def test_an_allowed_network_lets_its_addresses_and_their_mapped_forms_through(settings):
+    settings.CHAT_PREVIEW_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert safefetch.address_refusal(ipaddress.ip_address("10.9.9.9")) is None
+    assert safefetch.address_refusal(ipaddress.ip_address("::ffff:10.9.9.9")) is None
+    assert safefetch.address_refusal(ipaddress.ip_address("11.0.0.1")) is None  # public anyway
+    assert safefetch.address_refusal(ipaddress.ip_address("192.168.0.1")) is not None
+
+
+def test_an_allowed_page_is_fetched_with_its_type_and_charset(allowed_site):
+    fetched = safefetch.fetch(allowed_site.base + "/to-page", types=HTML)
+    assert fetched.url == allowed_site.base + "/page"
+    assert (fetched.content_type, fetched.charset) == ("text/html", "utf-8")
+    assert b"The OG title" in fetched.body
+
+
+@pytest.mark.parametrize("url", [
+    "ftp://127.0.0.2/page", "file:///etc/passwd", "javascript:alert(1)", "gopher://127.0.0.2:70/", "data:text/html,x",
+])
+def test_only_http_and_https_are_fetched(url):
+    with pytest.raises(FetchRefused, match="Only http and https"):
+        safefetch.fetch(url, types=HTML)
+
+
+def test_loopback_is_refused_before_connecting_whatever_its_spelling():
+    with site("127.0.0.1") as loopback:
+        port = loopback.server_address[1]
+        for url in (f"http://127.0.0.1:{port}/page", f"http://[::ffff:127.0.0.1]:{port}/page",
+                    f"http://localhost:{port}/page", f"http://2130706433:{port}/page"):
+            with pytest.raises(FetchRefused, match="is not a public address"):
+                safefetch.fetch(url, types=HTML)
+        assert loopback.hits["/page"] == 0
+
+
+def test_a_redirect_to_loopback_is_refused(allowed_site):
+    with pytest.raises(FetchRefused, match="127.0.0.1 is not a public address"):
+        safefetch.fetch(allowed_site.base + "/to-loopback", types=HTML)
+
+
+def test_a_redirect_to_the_cloud_metadata_address_is_refused(allowed_site):
+    with pytest.raises(FetchRefused, match="169.254.169.254 is not a public address"):
+        safefetch.fetch(allowed_site.base + "/to-metadata", types=HTML)
+
+
+def test_redirects_are_followed_three_times_at_most(allowed_site):
+    before = allowed_site.hits["/loop"]
+    with pytest.raises(FetchRefused, match="More than 3 redirects"):
+        safefetch.fetch(allowed_site.base + "/loop", types=HTML)
+    assert allowed_site.hits["/loop"] - before == 4
+
+
+def test_a_server_that_does_not_answer_in_time_is_given_up(allowed_site):
+    started = time.monotonic()
+    with pytest.raises(FetchRefused, match="could not be read|could not be reached|longer than"):
+        safefetch.fetch(allowed_site.base + "/slow", types=HTML)
+    assert time.monotonic() - started < 2
+
+
+def test_a_body_that_trickles_is_given_up_at_the_deadline(allowed_site):
+    started = time.monotonic()
+    with pytest.raises(FetchRefused, match="longer than|could not be read"):
+        safefetch.fetch(allowed_site.base + "/trickle", types=HTML)
+    assert time.monotonic() - started < 2
+
+
+def test_a_huge_page_is_refused_once_it_passes_the_size_cap(allowed_site):
+    with pytest.raises(FetchRefused, match="larger than 1048576 bytes"):
+        safefetch.fetch(allowed_site.base + "/huge", types=HTML)
+
+
+def test_a_page_that_is_not_html_is_refused(allowed_site):
+    with pytest.raises(FetchRefused, match="Content-Type application/json is not one of"):
+        safefetch.fetch(allowed_site.base + "/json", types=HTML)
+
+
+def test_an_error_status_is_refused(allowed_site):
+    with pytest.raises(FetchRefused, match="answered 404"):
+        safefetch.fetch(allowed_site.base + "/missing", types=HTML)
+
+
+def test_a_host_that_does_not_resolve_and_credentials_are_refused():
+    with pytest.raises(FetchRefused, match="does not resolve"):
+        safefetch.fetch("http://no-such-host.invalid/", types=HTML)
+    with pytest.raises(FetchRefused, match="credentials"):
+        safefetch.fetch("http://user:secret@127.0.0.2/", types=HTML)
