@@ -81,7 +81,8 @@ def _start_previews(message_id, body):
     if outbox is None:
         return  # not a socket's call (a script, the shell): no event loop here to build them on
     from chat.realtime.previews import previews_start  # it imports this module
-    outbox[0].call_soon_threadsafe(previews_start, message_id, body)
+    # A context of its own: the database thread's would mark the task as inside that thread's call (asgiref).
+    outbox[0].call_soon_threadsafe(previews_start, message_id, body, context=contextvars.Context())
 
 
 def _send_on_commit(group, event):
