@@ -120,3 +120,13 @@ def test_the_quick_switcher_matches_prefixes_first_then_anywhere_in_any_case():
         ["Dev Ops"],
         ["general"],
     ]
+
+
+def test_preview_cards_link_only_to_the_web_and_show_only_this_sites_images():
+    checks = run_module("previews.js", """
+        const links = ["https://a.test/", "HTTP://b.test", "javascript:alert(1)", "data:text/html,x", "//evil.test/"];
+        const images = ["/chat/r/previews/1/image", "//evil.test/x.png", "/\\\\evil.test/x", "https://evil.test/x.png",
+                        null, 7];
+        console.log(JSON.stringify({links: links.map(module.isWebLink), images: images.map(module.isLocalImage)}));
+    """)
+    assert checks == {"links": [True, True, False, False, False], "images": [True, False, False, False, False, False]}

@@ -73,6 +73,7 @@ export class RoomView {
       onReact: (message, emoji, on) => this.#react(message, emoji, on),
       onPickReaction: (message, button) => this.#pickReaction(message, button),
       onThread: (message) => this.thread.open(message),
+      onRemovePreview: (message, url) => this.#removePreview(message, url),
     });
     this.thread = new ThreadPanel({
       byId,
@@ -84,6 +85,7 @@ export class RoomView {
       onDelete: (message) => this.#delete(message),
       onReact: (message, emoji, on) => this.#react(message, emoji, on),
       onPickReaction: (message, button) => this.#pickReaction(message, button),
+      onRemovePreview: (message, url) => this.#removePreview(message, url),
     });
     this.history = new History({
       messages: this.messages,
@@ -121,7 +123,8 @@ export class RoomView {
       ["message", (frame) => this.#live(frame)],
       ["message_edited", (frame) => this.#live(frame)],
       ["message_deleted", (frame) => this.#live(frame)],
-      ["message_reactions", (frame) => this.#reactions(frame)],
+      ["message_reactions", (frame) => this.#summary(frame, { reactions: frame.reactions })],
+      ["message_previews", (frame) => this.#summary(frame, { previews: frame.previews })],
       ["room_changed", (frame) => {
         if (!this.#subscribed) return;
         this.#showRoom(frame);
@@ -262,14 +265,19 @@ export class RoomView {
     }
   }
 
-  #reactions(frame) {
+  /** Apply a message's new reactions or previews (`fields`), sent without the rest of the message. */
+  #summary(frame, fields) {
     if (!this.#subscribed) return;
     // A message not shown (older than the pages loaded) comes as it is now with its page.
     for (const list of [this.messages, this.thread.messages]) {
       const shown = list?.get(frame.seq);
-      if (shown) list.apply({ type: "message", message: { ...shown, reactions: frame.reactions, cseq: frame.cseq } });
+      if (shown) list.apply({ type: "message", message: { ...shown, ...fields, cseq: frame.cseq } });
     }
     this.history.live(frame.cseq);
+  }
+
+  #removePreview(message, url) {
+    if (this.#subscribed) this.socket.request({ type: "preview_remove", room: this.slug, id: message.id, url });
   }
 
   #pickReaction(message, button) {
