@@ -72,14 +72,10 @@ def test_loopback_is_refused_before_connecting_whatever_its_spelling():
         assert loopback.hits["/page"] == 0
 
 
-def test_a_redirect_to_loopback_is_refused(allowed_site):
-    with pytest.raises(FetchRefused, match="127.0.0.1 is not a public address"):
-        safefetch.fetch(allowed_site.base + "/to-loopback", types=HTML)
-
-
-def test_a_redirect_to_the_cloud_metadata_address_is_refused(allowed_site):
-    with pytest.raises(FetchRefused, match="169.254.169.254 is not a public address"):
-        safefetch.fetch(allowed_site.base + "/to-metadata", types=HTML)
+@pytest.mark.parametrize("path,address", [("/to-loopback", "127.0.0.1"), ("/to-metadata", "169.254.169.254")])
+def test_a_redirect_to_loopback_or_the_cloud_metadata_address_is_refused(allowed_site, path, address):
+    with pytest.raises(FetchRefused, match=f"{address} is not a public address"):
+        safefetch.fetch(allowed_site.base + path, types=HTML)
 
 
 def test_redirects_are_followed_three_times_at_most(allowed_site):
@@ -89,18 +85,13 @@ def test_redirects_are_followed_three_times_at_most(allowed_site):
     assert allowed_site.hits["/loop"] - before == 4
 
 
-def test_a_server_that_does_not_answer_in_time_is_given_up(allowed_site):
+@pytest.mark.parametrize("path", ["/slow", "/trickle"])
+def test_a_server_that_does_not_answer_or_trickles_its_body_is_given_up_at_the_deadline(allowed_site, path):
+    """/slow answers after 3 s; /trickle sends a byte every 0.1 s for 3 s, each read well within the timeout."""
     started = time.monotonic()
-    with pytest.raises(FetchRefused, match="could not be read|could not be reached|longer than"):
-        safefetch.fetch(allowed_site.base + "/slow", types=HTML)
-    assert time.monotonic() - started < 2
-
-
-def test_a_body_that_trickles_is_given_up_at_the_deadline(allowed_site):
-    started = time.monotonic()
-    with pytest.raises(FetchRefused, match="longer than|could not be read"):
-        safefetch.fetch(allowed_site.base + "/trickle", types=HTML)
-    assert time.monotonic() - started < 2
+    with pytest.raises(FetchRefused, match="could not be read|timed out|longer than"):
+        safefetch.fetch(allowed_site.base + path, types=HTML)
+    assert time.monotonic() - started < 1.5
 
 
 def test_a_huge_page_is_refused_once_it_passes_the_size_cap(allowed_site):
