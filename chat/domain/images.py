@@ -48,12 +48,15 @@ def image_reencode(data: bytes, *, max_side: int | None = None,
         raise ImageRefused(f"Not an image this server takes: {error}") from None
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageRefused(f"The image could not be decoded: {error}") from None
-    if max_side:
-        picture.thumbnail((max_side, max_side))
     opaque = picture.mode in ("RGB", "L", "CMYK", "YCbCr")
     out = io.BytesIO()
-    if opaque:
-        picture.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)
-    else:
-        picture.convert("RGBA").save(out, "PNG", optimize=True)
+    try:
+        if max_side:
+            picture.thumbnail((max_side, max_side))
+        if opaque:
+            picture.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY)
+        else:
+            picture.convert("RGBA").save(out, "PNG", optimize=True)
+    except (OSError, ValueError) as error:  # a mode that does not convert (16-bit and the like)
+        raise ImageRefused(f"The image could not be re-encoded: {error}") from None
     return Image(out.getvalue(), picture.width, picture.height, "image/jpeg" if opaque else "image/png")

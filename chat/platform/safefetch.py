@@ -15,10 +15,12 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin
 
 import urllib3
 from django.conf import settings
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from chat.platform.scrape import address_allowed
 
@@ -87,16 +89,18 @@ def fetch(url, *, types, max_bytes=None):
 
 def _get(url, deadline):
     """Send GET `url` to its host's checked address; return (pool, response) with the body still to read."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+    # urllib3's own parser: the URL is read as the library that sends it reads it (the host in IDNA, the path
+    # percent-encoded), never one way by the check and another by the request.
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        raise FetchRefused("The URL cannot be parsed.") from None
+    scheme = (parts.scheme or "").lower()
     if scheme not in DEFAULT_PORTS:
         raise FetchRefused("Only http and https links are fetched.")
-    try:
-        host, port = parts.hostname, parts.port or DEFAULT_PORTS[scheme]
-    except ValueError:
-        raise FetchRefused("The URL's port is not a number.") from None
-    if not host or parts.username is not None:
+    if not parts.host or parts.auth is not None:
         raise FetchRefused("The URL names no host, or carries credentials.")
+    host, port = parts.host.strip("[]"), parts.port or DEFAULT_PORTS[scheme]
     address = _resolve(host, port)
     remaining = _remaining(deadline)
     options = {}
@@ -108,11 +112,9 @@ def _get(url, deadline):
         str(address), port, timeout=urllib3.Timeout(connect=remaining, read=remaining), maxsize=1, retries=False,
         **options,
     )
-    netloc = parts.netloc.rpartition("@")[2]
-    target = urlunsplit(("", "", parts.path or "/", parts.query, ""))
     try:
         response = pool.urlopen(
-            "GET", target, headers={"Host": netloc, "User-Agent": USER_AGENT, "Accept": "*/*"},
+            "GET", parts.request_uri, headers={"Host": parts.netloc, "User-Agent": USER_AGENT, "Accept": "*/*"},
             redirect=False, retries=False, preload_content=False, assert_same_host=False,
         )
     except urllib3.exceptions.HTTPError as error:

@@ -1,5 +1,7 @@
 """The guarded fetch of link previews against real local sockets: every refusal, and what it lets through."""
 import ipaddress
+import ssl
+import subprocess
 import time
 
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from chat.platform import safefetch
 from chat.platform.safefetch import FetchRefused
 from chat.tests.pagesite import site
+from harness.servers import require_binary
 
 HTML = ("text/html", "application/xhtml+xml")
 
@@ -114,3 +117,24 @@ def test_a_host_that_does_not_resolve_and_credentials_are_refused():
         safefetch.fetch("http://no-such-host.invalid/", types=HTML)
     with pytest.raises(FetchRefused, match="credentials"):
         safefetch.fetch("http://user:secret@127.0.0.2/", types=HTML)
+
+
+def test_https_refuses_a_certificate_it_cannot_verify(tmp_path):
+    """The fetch connects to the checked address yet verifies TLS (for the host name), never skipping it."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([require_binary("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=127.0.0.2", "-addext", "subjectAltName=IP:127.0.0.2"],
+                   check=True, capture_output=True, timeout=30)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with site("127.0.0.2") as secure:
+        secure.socket = context.wrap_socket(secure.socket, server_side=True)
+        with pytest.raises(FetchRefused, match="CERTIFICATE_VERIFY_FAILED"):
+            safefetch.fetch(f"https://{secure.server_address[0]}:{secure.server_address[1]}/page", types=HTML)
+
+
+def test_a_url_is_read_as_the_http_library_reads_it(allowed_site):
+    with pytest.raises(FetchRefused, match="cannot be parsed"):
+        safefetch.fetch("http://127.0.0.2:99999/page", types=HTML)
+    # Non-ASCII in the query goes percent-encoded, as a browser sends it, instead of failing the request.
+    assert b"The OG title" in safefetch.fetch(allowed_site.base + "/page?q=\u00fc", types=HTML).body
