@@ -6,6 +6,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 from PIL import Image
 
 PAGE = (
@@ -109,3 +110,23 @@ def site(host="127.0.0.1"):
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def allowed_site():
+    """A site on 127.0.0.2, the one address `guarded` allows; 127.0.0.1 stays refused."""
+    with site("127.0.0.2") as server:
+        yield server
+
+
+@pytest.fixture
+def guarded(settings):
+    """Allow previews to fetch from 127.0.0.2 only, quickly; nothing cached from another test."""
+    from django.core.cache import cache
+
+    settings.CHAT_PREVIEW_ALLOWED_NETWORKS = ["127.0.0.2/32"]
+    settings.CHAT_PREVIEW_TIMEOUT = 1.0
+    settings.CHAT_PREVIEW_MAX_BYTES = 1024 * 1024
+    cache.clear()
+    yield
+    cache.clear()

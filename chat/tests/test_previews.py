@@ -2,28 +2,14 @@
 import io
 
 import pytest
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from PIL import Image as PILImage
 
 from chat.domain import events, images, pagemeta, previews, selectors, services
 from chat.domain.models import LinkPreview, Message, Room
-from chat.tests.pagesite import site
+from chat.tests.pagesite import allowed_site, guarded  # noqa: F401 (fixtures)
 
-
-@pytest.fixture(scope="module")
-def local_site():
-    with site("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def allowed(settings):
-    settings.CHAT_PREVIEW_ALLOWED_NETWORKS = ["127.0.0.1/32"]
-    settings.CHAT_PREVIEW_TIMEOUT = 2.0
-    cache.clear()
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.usefixtures("guarded")]
 
 
 def test_a_page_gives_open_graph_first_then_its_title():
@@ -47,32 +33,32 @@ def test_the_first_three_links_get_previews_in_order_once_each():
     assert previews.preview_urls("no links here") == ()
 
 
-def test_a_preview_is_built_from_open_graph_with_the_image_re_encoded(local_site):
-    preview = previews.preview_fetch(local_site.base + "/page")
+def test_a_preview_is_built_from_open_graph_with_the_image_re_encoded(allowed_site):
+    preview = previews.preview_fetch(allowed_site.base + "/page")
     assert (preview["title"], preview["description"]) == ("The OG title", "What the page says")
     image = preview["image"]
     assert (image.width, image.height, image.content_type) == (400, 300, "image/jpeg")
-    assert image.data != local_site.picture
+    assert image.data != allowed_site.picture
     assert PILImage.open(io.BytesIO(image.data)).size == (400, 300)
 
 
-def test_a_page_without_open_graph_is_previewed_by_its_title(local_site):
-    preview = previews.preview_fetch(local_site.base + "/title-only")
-    assert preview == {"url": local_site.base + "/title-only", "title": "Only a title", "description": "", "image": None}
+def test_a_page_without_open_graph_is_previewed_by_its_title(allowed_site):
+    preview = previews.preview_fetch(allowed_site.base + "/title-only")
+    assert preview == {"url": allowed_site.base + "/title-only", "title": "Only a title", "description": "", "image": None}
 
 
-def test_a_refused_link_has_no_preview(local_site, settings):
+def test_a_refused_link_has_no_preview(allowed_site, settings):
     settings.CHAT_PREVIEW_ALLOWED_NETWORKS = []
-    assert previews.preview_fetch(local_site.base + "/page") is None
-    assert previews.preview_fetch(local_site.base + "/json") is None
+    assert previews.preview_fetch(allowed_site.base + "/page") is None
+    assert previews.preview_fetch(allowed_site.base + "/json") is None
 
 
-def test_a_popular_link_is_fetched_once_for_many_messages(local_site):
-    before = local_site.hits["/popular"]
-    body = f"see {local_site.base}/popular"
+def test_a_popular_link_is_fetched_once_for_many_messages(allowed_site):
+    before = allowed_site.hits["/popular"]
+    body = f"see {allowed_site.base}/popular"
     first, second = previews.previews_fetch(body), previews.previews_fetch(body + " again")
     assert first == second and first[0]["title"] == "The OG title"
-    assert local_site.hits["/popular"] - before == 1
+    assert allowed_site.hits["/popular"] - before == 1
 
 
 @pytest.fixture

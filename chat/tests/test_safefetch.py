@@ -8,24 +8,13 @@ import pytest
 
 from chat.platform import safefetch
 from chat.platform.safefetch import FetchRefused
-from chat.tests.pagesite import site
+from chat.tests.pagesite import allowed_site, guarded, site  # noqa: F401 (fixtures)
 from harness.servers import require_binary
 
 HTML = ("text/html", "application/xhtml+xml")
 
 
-@pytest.fixture(scope="module")
-def allowed_site():
-    """A site on 127.0.0.2, the one address the tests allow; 127.0.0.1 stays refused."""
-    with site("127.0.0.2") as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def guarded(settings):
-    settings.CHAT_PREVIEW_ALLOWED_NETWORKS = ["127.0.0.2/32"]
-    settings.CHAT_PREVIEW_TIMEOUT = 1.0
-    settings.CHAT_PREVIEW_MAX_BYTES = 1024 * 1024
+pytestmark = [pytest.mark.usefixtures("guarded")]
 
 
 @pytest.mark.parametrize("address", [
