@@ -7,6 +7,7 @@ fetched once per process and cache, not once per message.
 """
 import hashlib
 import logging
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.cache import cache
@@ -42,7 +43,8 @@ def preview_fetch(url):
     try:
         preview = _preview_build(url)
     except safefetch.FetchRefused as refusal:
-        logger.info("No preview of %s: %s", url, refusal)
+        # The host only: a link in a private room is the room's business, not the logs'.
+        logger.info("No preview of a link to %s: %s", urlsplit(url).hostname, refusal)
         preview = None
     # A refusal is cached too: a link that cannot be previewed is not tried again for every message.
     cache.set(key, preview or {}, settings.CHAT_PREVIEW_CACHE_SECONDS)
@@ -64,7 +66,7 @@ def _preview_build(url):
             picture = safefetch.fetch(meta["image_url"], types=IMAGE_TYPES)
             image = images.image_reencode(picture.body, max_side=IMAGE_MAX_SIDE)
         except (safefetch.FetchRefused, images.ImageRefused) as refusal:
-            logger.info("No preview image for %s: %s", url, refusal)
+            logger.info("No preview image for a link to %s: %s", urlsplit(url).hostname, refusal)
     return {"url": url, "title": meta["title"], "description": meta["description"], "image": image}
 
 
