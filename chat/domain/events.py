@@ -70,8 +70,7 @@ def message_created(message):
     """Announce a new message to its room, its room's sidebars, and the other member of a direct room."""
     data = message_data(message)
     _sender().room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
-    if settings.CHAT_PREVIEWS_ENABLED and markup.links(message.body):
-        _sender().previews_fetch_on_commit(message.id, message.body)
+    previews_fetch_on_commit(message)
     if message.parent_id is not None and not message.also_in_room:
         return  # a reply in its thread only: the room's followers hear of it (thread_replied), not its sidebars
     _sender().activity_on_commit(message.room_id, {
@@ -94,6 +93,12 @@ def message_edited(message):
     _sender().room_send_on_commit(
         message.room_id, MESSAGE_EDITED, {"message": message_data(message)}, cseq=message.cseq,
     )
+
+
+def previews_fetch_on_commit(message):
+    """Have the previews of a new or edited message's links fetched after commit, or the ones it no longer links dropped."""
+    if settings.CHAT_PREVIEWS_ENABLED and (markup.links(message.body) or message.previews):
+        _sender().previews_fetch_on_commit(message.id, message.body)
 
 
 def message_reactions(message):

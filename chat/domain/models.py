@@ -158,6 +158,8 @@ class LinkPreview(models.Model):
     # A thumbnail re-encoded by chat.domain.images (a few tens of KiB), served only to the room's readers.
     image = models.BinaryField(null=True, blank=True)
     image_type = models.CharField(max_length=20, blank=True, default="")
+    # Removed by the message's author: shown nowhere, and never fetched again for this message.
+    removed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -78,20 +78,29 @@ def previews_fetch(body):
 
 @transaction.atomic
 def previews_add(*, message_id, previews):
-    """Store fetched previews of a message and announce them as its change; None when there is nothing to add."""
+    """Bring a message's previews in line with its links as they are now and announce it; None when nothing changed.
+
+    `previews` were fetched for the body as it was (an edit may have come
+    since): those of links it no longer has are left out, and the stored
+    previews of links an edit took out are dropped. A link whose preview its
+    author removed keeps none.
+    """
     message = Message.objects.select_for_update().select_related("room").filter(pk=message_id).first()
-    if message is None or message.is_deleted or not previews or message.room.is_archived:
+    if message is None or message.is_deleted or message.room.is_archived:
         return None
+    links = preview_urls(message.body)
+    stale, _ = message.link_previews.exclude(url__in=links).delete()
     known = set(message.link_previews.values_list("url", flat=True))
-    for position, preview in enumerate(previews):
-        if preview["url"] in known:
-            continue
+    added = [preview for preview in previews if preview["url"] in links and preview["url"] not in known]
+    for preview in added:
         image = preview["image"]
         LinkPreview.objects.create(
-            message=message, url=preview["url"], position=position, title=preview["title"],
+            message=message, url=preview["url"], position=links.index(preview["url"]), title=preview["title"],
             description=preview["description"], image=image.data if image else None,
             image_type=image.content_type if image else "",
         )
+    if not stale and not added:
+        return None
     _previews_changed(message)
     return message
 
@@ -104,8 +113,11 @@ def preview_remove(*, room, actor, message_id, url):
     )
     if message.author_id != actor.pk:
         raise PermissionDenied("Only the author may remove a message's previews.")
-    deleted, _ = LinkPreview.objects.filter(message=message, url=url).delete()
-    if not deleted:
+    # The row stays, marked, so that an edit that keeps the link does not bring its preview back.
+    removed = LinkPreview.objects.filter(message=message, url=url, removed=False).update(
+        removed=True, image=None, image_type="",
+    )
+    if not removed:
         raise ValidationError("This message has no preview of that link.", code="no_preview")
     _previews_changed(message)
     return message
@@ -126,7 +138,7 @@ def _previews_changed(message):
             "url": preview.url, "title": preview.title, "description": preview.description,
             "image": reverse("chat:preview_image", args=[message.room.slug, preview.pk]) if preview.image_type else None,
         }
-        for preview in message.link_previews.order_by("position", "id").defer("image")
+        for preview in message.link_previews.filter(removed=False).order_by("position", "id").defer("image")
     ]
     message.cseq = sequences.next_cseq(message.room_id)
     message.save(update_fields=["previews", "cseq"])

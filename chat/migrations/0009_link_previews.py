@@ -26,6 +26,7 @@ class Migration(migrations.Migration):
                 ('description', models.CharField(blank=True, default='', max_length=300)),
                 ('image', models.BinaryField(blank=True, null=True)),
                 ('image_type', models.CharField(blank=True, default='', max_length=20)),
+                ('removed', models.BooleanField(default=False)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='link_previews', to='chat.message')),
             ],

@@ -32,8 +32,8 @@ def previews_start(message_id, body):
 async def _build(message_id, body):
     try:
         found = await asyncio.get_running_loop().run_in_executor(_fetch_threads(), previews.previews_fetch, body)
-        if found:
-            await sending_on_loop(database_sync_to_async(previews.previews_add))(message_id=message_id, previews=found)
+        # Even with nothing found: an edit may have taken out links that had previews.
+        await sending_on_loop(database_sync_to_async(previews.previews_add))(message_id=message_id, previews=found)
     except Exception:  # noqa: BLE001 - a message without its previews is no loss worth more than a line
         logger.warning("could not add the previews of message %s", message_id, exc_info=True)
 

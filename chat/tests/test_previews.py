@@ -112,6 +112,23 @@ def test_only_the_author_removes_a_preview_and_only_one_there_is(message, make_u
     assert after.cseq == before.cseq + 1 and [p["url"] for p in after.previews] == ["https://b.test/"]
 
 
+def test_an_edit_drops_the_previews_of_links_it_took_out_and_a_removed_one_stays_removed(message):
+    previews.previews_add(message_id=message.id, previews=[fetched("https://a.test/"), fetched("https://b.test/")])
+    previews.preview_remove(room=message.room, actor=message.author, message_id=message.id, url="https://b.test/")
+    services.message_edit(room=message.room, actor=message.author, message_id=message.id,
+                          body="now https://c.test/ and https://b.test/")
+    before = Message.objects.get(pk=message.id).cseq
+    # Fetched for the body as it was: a.test's preview is stale, b.test's was removed, c.test's is new.
+    changed = previews.previews_add(message_id=message.id, previews=[
+        fetched("https://a.test/"), fetched("https://b.test/"), fetched("https://c.test/"),
+    ])
+    assert changed.cseq == before + 1
+    assert [p["url"] for p in Message.objects.get(pk=message.id).previews] == ["https://c.test/"]
+    assert previews.previews_add(message_id=message.id, previews=[fetched("https://c.test/")]) is None
+    with pytest.raises(ValidationError):
+        previews.preview_remove(room=message.room, actor=message.author, message_id=message.id, url="https://b.test/")
+
+
 def test_a_deleted_message_or_an_archived_room_takes_no_previews(message):
     services.message_delete(room=message.room, actor=message.author, message_id=message.id)
     assert previews.previews_add(message_id=message.id, previews=[fetched("https://a.test/")]) is None
@@ -121,7 +138,7 @@ def test_a_deleted_message_or_an_archived_room_takes_no_previews(message):
     assert not LinkPreview.objects.exists()
 
 
-def test_a_message_with_links_starts_its_previews_after_commit_only_when_enabled(make_user, settings, monkeypatch):
+def test_a_new_or_edited_message_with_links_starts_its_previews_after_commit_when_enabled(make_user, settings, monkeypatch):
     from chat.realtime import broadcast
 
     started = []
@@ -131,9 +148,10 @@ def test_a_message_with_links_starts_its_previews_after_commit_only_when_enabled
     settings.CHAT_PREVIEWS_ENABLED = True
     linked, _ = services.message_create(room=room, author=alice, body="see https://a.test/")
     services.message_create(room=room, author=alice, body="no link")
+    services.message_edit(room=room, actor=alice, message_id=linked.id, body="now https://c.test/")
     settings.CHAT_PREVIEWS_ENABLED = False
     services.message_create(room=room, author=alice, body="https://b.test/")
-    assert started == [(linked.id, "see https://a.test/")]
+    assert started == [(linked.id, "see https://a.test/"), (linked.id, "now https://c.test/")]
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -21,7 +21,9 @@ def get(client, path):
         return error.code, error.headers["Content-Type"], error.read()
 
 
-async def test_a_link_gets_its_preview_live_on_resume_and_until_its_author_removes_it(tmp_path, live_database):
+async def test_a_link_gets_its_preview_live_on_resume_and_until_its_author_removes_or_edits_it_out(
+    tmp_path, live_database
+):
     alice, bob = names("alice", "bob")
     [room] = names("previews")
     env = {"CHAT_PREVIEWS_ENABLED": "1", "CHAT_PREVIEW_ALLOWED_NETWORKS": "127.0.0.1/32"}
@@ -64,3 +66,9 @@ async def test_a_link_gets_its_preview_live_on_resume_and_until_its_author_remov
             removed = await next_frame(ws, "message_previews")
             assert (removed["id"], removed["previews"], removed["cseq"]) == (first["id"], [], resumed["cseq"] + 1)
             assert (await next_frame(ws, "ack"))["request_id"] == 2
+            # An edit that takes the link out takes its preview too.
+            second = replayed[1]
+            await ws.send(json.dumps({"type": "edit", "room": room, "id": second["id"], "body": "no link now"}))
+            edited = (await next_frame(ws, "message_edited"))["message"]
+            dropped = await next_frame(ws, "message_previews")
+            assert (dropped["id"], dropped["previews"], dropped["cseq"]) == (second["id"], [], edited["cseq"] + 1)
