@@ -72,7 +72,7 @@ def activity_on_commit(room_id, data, *, kind="room_activity"):
 
 
 def previews_fetch_on_commit(message_id, body):
-    """Start building a new message's link previews on the event loop once the transaction commits."""
+    """Start building a new or edited message's link previews on the event loop once the transaction commits."""
     transaction.on_commit(lambda: _start_previews(message_id, body), robust=True)
 
 
