@@ -341,9 +341,26 @@ CHAT_MAX_FRAME_BYTES = int(os.environ.get("CHAT_MAX_FRAME_BYTES", "65536"))
 CHAT_METRICS_TOKEN = os.environ.get("CHAT_METRICS_TOKEN", "")
 if CHAT_METRICS_TOKEN and len(CHAT_METRICS_TOKEN) < 16:
     raise ImproperlyConfigured("CHAT_METRICS_TOKEN must be at least 16 characters long (or unset).")
-CHAT_METRICS_ALLOWED_ADDRESSES = env_list("CHAT_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128")
-for _network in CHAT_METRICS_ALLOWED_ADDRESSES:
-    try:
-        ipaddress.ip_network(_network, strict=False)
-    except ValueError as error:
-        raise ImproperlyConfigured(f"CHAT_METRICS_ALLOWED_ADDRESSES: {error}") from None
+
+
+def env_networks(name, default=""):
+    """Return the comma-separated networks (CIDR) of the environment variable `name`; a bad one stops the start."""
+    networks = env_list(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as error:
+            raise ImproperlyConfigured(f"{name}: {error}") from None
+    return networks
+
+
+CHAT_METRICS_ALLOWED_ADDRESSES = env_networks("CHAT_METRICS_ALLOWED_ADDRESSES", "127.0.0.1/32,::1/128")
+
+# Link previews (chat/domain/previews.py, fetched through chat/platform/safefetch.py): the first links of a
+# message, fetched by the server. Only public addresses are fetched, unless in one of ALLOWED_NETWORKS (an
+# intranet's, or 127.0.0.1/32 in the tests); TIMEOUT bounds a whole fetch, redirects included, MAX_BYTES its body.
+CHAT_PREVIEWS_ENABLED = env_bool("CHAT_PREVIEWS_ENABLED", default=True)
+CHAT_PREVIEW_ALLOWED_NETWORKS = env_networks("CHAT_PREVIEW_ALLOWED_NETWORKS", "")
+CHAT_PREVIEW_TIMEOUT = float(os.environ.get("CHAT_PREVIEW_TIMEOUT", "5"))
+CHAT_PREVIEW_MAX_BYTES = int(os.environ.get("CHAT_PREVIEW_MAX_BYTES", str(1024 * 1024)))
+CHAT_PREVIEW_CACHE_SECONDS = int(os.environ.get("CHAT_PREVIEW_CACHE_SECONDS", str(24 * 3600)))

@@ -15,6 +15,7 @@ MESSAGE = "message"
 MESSAGE_EDITED = "message_edited"
 MESSAGE_DELETED = "message_deleted"
 MESSAGE_REACTIONS = "message_reactions"
+MESSAGE_PREVIEWS = "message_previews"
 ROOM_CHANGED = "room_changed"
 TYPING = "typing"
 JOIN = "join"
@@ -50,6 +51,7 @@ def message_data(message):
         "edited_at": timestamp(message.edited_at),
         "client_id": message.client_id,
         "reactions": message.reactions or [],
+        "previews": message.previews or [],
         "parent": message.parent_id,
         "also_in_room": message.also_in_room,
         "reply_count": message.reply_count,
@@ -70,6 +72,7 @@ def message_created(message):
     """Announce a new message to its room, its room's sidebars, and the other member of a direct room."""
     data = message_data(message)
     _sender().room_send_on_commit(message.room_id, MESSAGE, {"message": data}, seq=message.seq, cseq=message.cseq)
+    previews_fetch_on_commit(message)
     if message.parent_id is not None and not message.also_in_room:
         return  # a reply in its thread only: the room's followers hear of it (thread_replied), not its sidebars
     _sender().activity_on_commit(message.room_id, {
@@ -94,10 +97,22 @@ def message_edited(message):
     )
 
 
+def previews_fetch_on_commit(message):
+    """Have the previews of a new or edited message's links fetched after commit, or the ones it no longer links dropped."""
+    if settings.CHAT_PREVIEWS_ENABLED and (markup.links(message.body) or message.previews):
+        _sender().previews_fetch_on_commit(message.id, message.body)
+
+
 def message_reactions(message):
     """Announce a message's new reaction summary to its room."""
     data = {"id": message.id, "seq": message.seq, "cseq": message.cseq, "reactions": message.reactions or []}
     _sender().room_send_on_commit(message.room_id, MESSAGE_REACTIONS, data, cseq=message.cseq)
+
+
+def message_previews(message):
+    """Announce a message's new link previews to its room."""
+    data = {"id": message.id, "seq": message.seq, "cseq": message.cseq, "previews": message.previews or []}
+    _sender().room_send_on_commit(message.room_id, MESSAGE_PREVIEWS, data, cseq=message.cseq)
 
 
 def message_deleted(message):

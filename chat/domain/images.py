@@ -29,8 +29,10 @@ class Image:
     content_type: str
 
 
-def image_reencode(data: bytes, *, max_side: int | None = None, max_pixels: int = settings.CHAT_IMAGE_MAX_PIXELS) -> Image:
+def image_reencode(data: bytes, *, max_side: int | None = None, max_pixels: int | None = None) -> Image:
     """Return `data` decoded and written anew (at most `max_side` on its longer side); raise ImageRefused if not."""
+    # Read when called, not when imported, so that a changed setting (a test's override) holds.
+    max_pixels = settings.CHAT_IMAGE_MAX_PIXELS if max_pixels is None else max_pixels
     try:
         source = PIL.Image.open(io.BytesIO(data), formats=FORMATS)
     except PIL.Image.DecompressionBombError as error:

@@ -15,6 +15,8 @@ ATTRIBUTES = {"a": {"href"}, "span": {"data-user"}, "ol": {"start"}}
 SCHEMES = {"http", "https", "mailto"}
 # Relative and scheme-less links are refused too: a message links only out, by a scheme on the list.
 LINK = re.compile(r"(?i)(https?|mailto):")
+# An <a> of the sanitised output, whose attributes nh3 always writes double-quoted.
+LINK_HREF = re.compile(r'<a\s[^>]*?href="([^"]*)"')
 # Rendering is pure: bodies read again and again (history pages) are rendered once per process.
 CACHE_SIZE = 10_000
 
@@ -90,3 +92,14 @@ def render(body):
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+
+
+def links(body):
+    """Return the http and https links of a body as the page shows them (bare or written as links), in order, once each."""
+    # Read off the rendered HTML, which is cached and rendered for every new message anyway: no second parse.
+    found = []
+    for href in LINK_HREF.findall(render(body)):
+        url = html.unescape(href)
+        if re.match(r"(?i)https?://", url) and url not in found:
+            found.append(url)
+    return tuple(found)

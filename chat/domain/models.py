@@ -100,6 +100,8 @@ class Message(models.Model):
     last_reply_at = models.DateTimeField(null=True, blank=True)
     # The files as every frame shows them (Attachment holds where they are), kept with the row as reactions are.
     attachments = models.JSONField(null=True, blank=True)
+    # The link previews as every frame shows them (LinkPreview holds them), kept with the row as reactions are.
+    previews = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
@@ -247,3 +249,27 @@ class AuditLog(models.Model):
 
     def __str__(self):
         return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class LinkPreview(models.Model):
+    """The preview of one link of a message, as the server fetched it (chat.domain.previews)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="link_previews")
+    url = models.TextField()
+    # The link's place among the message's previews (0 for its first link).
+    position = models.PositiveSmallIntegerField()
+    title = models.CharField(max_length=200, blank=True, default="")
+    description = models.CharField(max_length=300, blank=True, default="")
+    # A thumbnail re-encoded by chat.domain.images (a few tens of KiB), served only to the room's readers.
+    image = models.BinaryField(null=True, blank=True)
+    image_type = models.CharField(max_length=20, blank=True, default="")
+    # Removed by the message's author: shown nowhere, and never fetched again for this message.
+    removed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [models.UniqueConstraint(fields=["message", "url"], name="link_preview_once_per_url")]
+
+    def __str__(self):
+        return f"{self.url} on {self.message_id}"

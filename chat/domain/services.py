@@ -361,6 +361,7 @@ def message_edit(*, room, actor, message_id, body):
     message.cseq = sequences.next_cseq(room.pk)
     message.save(update_fields=["body", "edited_at", "cseq"])
     events.message_edited(message)
+    events.previews_fetch_on_commit(message)
     return message
 
 

@@ -78,6 +78,20 @@ def activity_on_commit(room_id, data, *, kind="room_activity"):
     _send_on_commit(USERS_GROUP, {"type": ROOM_ACTIVITY, "room": room_id, "kind": kind, "data": data})
 
 
+def previews_fetch_on_commit(message_id, body):
+    """Start building a new or edited message's link previews on the event loop once the transaction commits."""
+    transaction.on_commit(lambda: _start_previews(message_id, body), robust=True)
+
+
+def _start_previews(message_id, body):
+    outbox = _outbox.get()
+    if outbox is None:
+        return  # not a socket's call (a script, the shell): no event loop here to build them on
+    from chat.realtime.previews import previews_start  # it imports this module
+    # A context of its own: the database thread's would mark the task as inside that thread's call (asgiref).
+    outbox[0].call_soon_threadsafe(previews_start, message_id, body, context=contextvars.Context())
+
+
 def _send_on_commit(group, event):
     # robust: a layer that is down must not fail the sender after the message is stored;
     # members miss the live frame and heal the gap from history (docs/reliability.md).

@@ -18,7 +18,7 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Validat
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
-from chat.domain import attachments, events, moderation, selectors, services, threads
+from chat.domain import attachments, events, moderation, previews, selectors, services, threads
 from chat.domain.models import validate_room_slug
 from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
@@ -558,6 +558,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await db(self.counted_reaction(react))(room=sub.room, actor=self.user, message_id=frame.id, emoji=frame.emoji)
         await self.send_ack(frame)
 
+    async def on_preview_remove(self, frame):
+        sub = self.shown(frame.room)
+        remove = self.counted_change(previews.preview_remove)
+        await db(remove)(room=sub.room, actor=self.user, message_id=frame.id, url=frame.url)
+        await self.send_ack(frame)
+
     async def on_typing(self, frame):
         sub = self.shown(frame.room)
         await sync_to_async(self.count_event, thread_sensitive=False)("typing", "Typing notices are sent too often.")
@@ -597,6 +603,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         frames.RoomUpdate: on_room_update,
         frames.Follow: on_follow,
         frames.Report: on_report,
+        frames.PreviewRemove: on_preview_remove,
         frames.Typing: on_typing,
         frames.Read: on_read,
         frames.Ping: on_ping,

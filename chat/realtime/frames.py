@@ -150,13 +150,19 @@ class Report(ClientFrame, tag="report"):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TOPIC_LENGTH)]
 
 
+class PreviewRemove(ClientFrame, tag="preview_remove"):
+    room: Slug
+    id: Seq
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=protocol.MAX_BODY_LENGTH)]
+
+
 class Ping(ClientFrame, tag="ping"):
     pass
 
 
 CLIENT_FRAMES = (
     Subscribe, Unsubscribe, Send, History, Changes, Edit, Delete, React, Unreact, RoomUpdate, Typing, Read, Follow,
-    Report, Ping,
+    Report, PreviewRemove, Ping,
 )
 
 
@@ -239,6 +245,15 @@ class Attachment(msgspec.Struct):
     thumbnail_url: str | None
 
 
+class Preview(msgspec.Struct):
+    """The preview of one of a message's links, as the server fetched it; image is the thumbnail's URL on this site."""
+
+    url: str
+    title: str
+    description: str
+    image: str | None
+
+
 class Message(msgspec.Struct):
     """A stored message, as every frame carries it (docs/protocol.md, Message object)."""
 
@@ -253,6 +268,7 @@ class Message(msgspec.Struct):
     edited_at: str | None
     client_id: str | None
     reactions: list[Reactions]
+    previews: list[Preview]
     # The thread this message is a reply in (its parent's id), or None; also_in_room: a reply shown in the room too.
     parent: int | None
     also_in_room: bool
@@ -371,6 +387,12 @@ class MessageReactions(_MessageChange, tag="message_reactions"):
     reactions: list[Reactions]
 
 
+class MessagePreviews(_MessageChange, tag="message_previews"):
+    """A message whose link previews changed (fetched, or removed by its author): the whole new list."""
+
+    previews: list[Preview]
+
+
 class MessageDeleted(_MessageChange, tag="message_deleted"):
     """A message that was deleted."""
 
@@ -484,9 +506,9 @@ class Pong(ServerFrame, tag="pong"):
 
 
 SERVER_FRAMES = (
-    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, RoomChanged,
-    TypingNotice, Join, Leave, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded, RoomRemoved,
-    RoomMuted, Ack, Error, Pong,
+    Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, MessagePreviews,
+    RoomChanged, TypingNotice, Join, Leave, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded,
+    RoomRemoved, RoomMuted, Ack, Error, Pong,
 )
 _server_frame = _union(SERVER_FRAMES)
 

@@ -13,6 +13,7 @@ from chat.tests.browser import (  # noqa: F401 (fixtures)
     app, app_with, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
     redis_app, room, send, static_root,
 )
+from chat.tests.pagesite import site
 from harness.servers import PASSWORD, PROJECT_DIR
 
 pytestmark = [pytest.mark.timeout(180)]
@@ -683,6 +684,30 @@ def wait_until(page, condition, timeout=10.0):
     while not condition():
         assert time.monotonic() < deadline, "the condition did not hold in time"
         page.wait_for_timeout(100)
+
+
+def test_a_link_shows_its_preview_card_live_with_its_thumbnail_and_its_author_removes_it(app_with, open_page, room):
+    live = app_with(CHAT_PREVIEWS_ENABLED=1, CHAT_PREVIEW_ALLOWED_NETWORKS="127.0.0.1/32")
+    with site("127.0.0.1") as pages:
+        ada, bruno = open_page(live, "ada"), open_page(live, "bruno")
+        enter_room(ada, room)
+        enter_room(bruno, room)
+        send(ada, f"read {pages.base}/page")
+        card = bruno.locator("#messages > .message").last.locator(".preview")
+        expect(card.locator(".preview__title")).to_have_text("The OG title")
+        expect(card.locator(".preview__description")).to_have_text("What the page says")
+        expect(card.locator(".preview__link")).to_have_attribute("href", f"{pages.base}/page")
+        thumbnail = card.locator(".preview__image")
+        wait_until(bruno, lambda: thumbnail.evaluate("image => image.complete && image.naturalWidth") == 400)
+        expect(card.get_by_role("button", name="Remove the preview of The OG title")).to_have_count(0)
+
+        ada.locator("#messages > .message").last.get_by_role("button", name="Remove the preview of The OG title").click()
+        expect(card).to_have_count(0)
+        expect(ada.locator("#messages > .message").last.locator(".preview")).to_have_count(0)
+        bruno.reload()
+        expect(bruno.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
+        expect(bruno.locator("#messages > .message").last.locator(".message__body")).to_contain_text("read http")
+        expect(bruno.locator("#messages .preview")).to_have_count(0)
 
 
 def test_a_page_notices_a_frozen_server_by_its_heartbeat_and_comes_back(app_with, open_page, room):

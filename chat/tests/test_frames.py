@@ -40,7 +40,7 @@ def test_the_schema_is_a_valid_json_schema_and_the_command_prints_it():
 def test_the_schema_and_the_parser_agree_on_each_client_frames_fields(frame_type):
     client = {**frames.schema()["client"], "$defs": frames.schema()["$defs"]}
     example = {"type": frames.tag(frame_type), "room": "lobby", "body": "hi", "id": 1, "seq": 1, "after": 1, "emoji": "👍",
-               "reason": "spam"}
+               "reason": "spam", "url": "https://example.com/"}
     if frame_type is frames.History:
         del example["seq"]
     fields = set(frame_type.__struct_fields__) | {"type"}

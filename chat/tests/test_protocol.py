@@ -44,13 +44,13 @@ def test_message_data_has_the_documented_fields():
     message = SimpleNamespace(
         id=7, seq=3, cseq=5, room=SimpleNamespace(slug="lobby"), author=SimpleNamespace(username="alice"),
         body="<b>hi</b>", created_at=datetime(2026, 1, 2, 3, 4, 5, 600000, tzinfo=UTC), edited_at=None,
-        client_id=None, reactions=None, parent_id=None, also_in_room=False, reply_count=2,
+        client_id=None, reactions=None, previews=None, parent_id=None, also_in_room=False, reply_count=2,
         last_reply_at=datetime(2026, 1, 2, 4, 0, tzinfo=UTC), attachments=None,
     )
     assert protocol.message_data(message) == {
         "id": 7, "seq": 3, "cseq": 5, "room": "lobby", "author": "alice", "body": "<b>hi</b>",
         "html": "<p>&lt;b&gt;hi&lt;/b&gt;</p>",
         "created_at": "2026-01-02T03:04:05.600000Z", "edited_at": None, "client_id": None, "reactions": [],
-        "parent": None, "also_in_room": False, "reply_count": 2, "last_reply_at": "2026-01-02T04:00:00Z",
+        "previews": [], "parent": None, "also_in_room": False, "reply_count": 2, "last_reply_at": "2026-01-02T04:00:00Z",
         "attachments": [],
     }

@@ -127,3 +127,13 @@ def test_file_sizes_read_as_people_write_them():
         console.log(JSON.stringify([0, 512, 1024, 3481, 10 * 1024, 1536 * 1024, 12 * 1024 * 1024].map(module.formatSize)));
     """)
     assert sizes == ["0 B", "512 B", "1.0 KB", "3.4 KB", "10 KB", "1.5 MB", "12 MB"]
+
+
+def test_preview_cards_link_only_to_the_web_and_show_only_this_sites_images():
+    checks = run_module("previews.js", """
+        const links = ["https://a.test/", "HTTP://b.test", "javascript:alert(1)", "data:text/html,x", "//evil.test/"];
+        const images = ["/chat/r/previews/1/image", "//evil.test/x.png", "/\\\\evil.test/x", "https://evil.test/x.png",
+                        null, 7];
+        console.log(JSON.stringify({links: links.map(module.isWebLink), images: images.map(module.isLocalImage)}));
+    """)
+    assert checks == {"links": [True, True, False, False, False], "images": [True, False, False, False, False, False]}

@@ -1,7 +1,7 @@
 """URLs of the chat pages."""
 from django.urls import path
 
-from chat.web import files, moderation, views
+from chat.web import files, moderation, previews, views
 
 app_name = "chat"
 urlpatterns = [
@@ -23,6 +23,7 @@ urlpatterns = [
     # A file's name never holds "/", so no file is ever taken for a thumbnail.
     path("files/<int:attachment_id>/thumb/", files.file_thumbnail, name="file_thumbnail"),
     path("files/<int:attachment_id>/<str:name>", files.file_download, name="file"),
+    path("chat/<str:slug>/previews/<int:preview_id>/image", previews.preview_image, name="preview_image"),
     path("invite/<str:token>/", views.invite, name="invite"),
     path("dm/", views.direct_open, name="direct_open"),
     path("dm/<str:username>/", views.direct, name="direct"),

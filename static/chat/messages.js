@@ -1,5 +1,6 @@
 import { dayKey, formatDay, formatFull, formatTime } from "./format.js";
 import { attachmentsElement } from "./files.js";
+import { previewsElement } from "./previews.js";
 import { reactionsElement } from "./reactions.js";
 import { renderRichText } from "./richtext.js";
 import { directUrl } from "./urls.js";
@@ -29,11 +30,12 @@ export class MessageList {
   /**
    * onEdit(message) and onDelete(message) run when the user picks those actions on their own message;
    * onReact(message, emoji, on) when they toggle a reaction, onPickReaction(message, button) when they ask to add one;
-   * onReport(message) when they report someone else's message to staff.
+   * onReport(message) when they report someone else's message to staff;
+   * onRemovePreview(message, url) when the author removes a link's preview.
    */
   constructor(list, scroller, {
     username, isStaff = false, permalink = null, onRetry, onEdit, onDelete, onReact, onPickReaction, onThread = null,
-    onReport = null,
+    onReport = null, onRemovePreview = null,
   }) {
     this.list = list;
     this.scroller = scroller;
@@ -44,6 +46,7 @@ export class MessageList {
     this.onDelete = onDelete;
     this.onReact = onReact;
     this.onPickReaction = onPickReaction;
+    this.onRemovePreview = onRemovePreview;
     // onThread(message) opens a message's thread; without it (in a thread's own list) nothing offers one.
     this.onThread = onThread;
     this.onReport = onReport;
@@ -324,6 +327,10 @@ export class MessageList {
     item.append(meta, text);
     if (message.attachments?.length) item.append(attachmentsElement(message.attachments));
     if (!confirmed) return item;
+    if (message.previews?.length) {
+      const remove = mine && this.onRemovePreview ? (url) => this.onRemovePreview(message, url) : null;
+      item.append(previewsElement(message, remove));
+    }
     if (message.reactions?.length) {
       item.append(reactionsElement(message, this.username, (emoji, on) => this.#react(message.seq, emoji, on)));
     }

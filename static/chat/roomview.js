@@ -78,6 +78,7 @@ export class RoomView {
       onPickReaction: (message, button) => this.#pickReaction(message, button),
       onThread: (message) => this.thread.open(message),
       onReport: (message) => this.#report(message),
+      onRemovePreview: (message, url) => this.#removePreview(message, url),
     });
     // Both composers upload to the room, with the CSRF token the page's forms carry.
     const uploadTo = { url: uploadUrl(config.slug), csrfToken: this.form.elements.csrfmiddlewaretoken?.value ?? "" };
@@ -92,6 +93,7 @@ export class RoomView {
       onDelete: (message) => this.#delete(message),
       onReact: (message, emoji, on) => this.#react(message, emoji, on),
       onPickReaction: (message, button) => this.#pickReaction(message, button),
+      onRemovePreview: (message, url) => this.#removePreview(message, url),
     });
     this.history = new History({
       messages: this.messages,
@@ -131,7 +133,8 @@ export class RoomView {
       ["message", (frame) => this.#live(frame)],
       ["message_edited", (frame) => this.#live(frame)],
       ["message_deleted", (frame) => this.#live(frame)],
-      ["message_reactions", (frame) => this.#reactions(frame)],
+      ["message_reactions", (frame) => this.#summary(frame, { reactions: frame.reactions })],
+      ["message_previews", (frame) => this.#summary(frame, { previews: frame.previews })],
       ["room_changed", (frame) => {
         if (!this.#subscribed) return;
         this.#showRoom(frame);
@@ -307,14 +310,19 @@ export class RoomView {
     this.#reportId = this.socket.request({ type: "report", room: this.slug, id: message.id, reason: reason.slice(0, 250) });
   }
 
-  #reactions(frame) {
+  /** Apply a message's new reactions or previews (`fields`), sent without the rest of the message. */
+  #summary(frame, fields) {
     if (!this.#subscribed) return;
     // A message not shown (older than the pages loaded) comes as it is now with its page.
     for (const list of [this.messages, this.thread.messages]) {
       const shown = list?.get(frame.seq);
-      if (shown) list.apply({ type: "message", message: { ...shown, reactions: frame.reactions, cseq: frame.cseq } });
+      if (shown) list.apply({ type: "message", message: { ...shown, ...fields, cseq: frame.cseq } });
     }
     this.history.live(frame.cseq);
+  }
+
+  #removePreview(message, url) {
+    if (this.#subscribed) this.socket.request({ type: "preview_remove", room: this.slug, id: message.id, url });
   }
 
   #pickReaction(message, button) {

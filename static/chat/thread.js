@@ -16,7 +16,9 @@ export class ThreadPanel {
   #focus = null; // the seq of a reply to highlight once it is shown
 
   /** request(frame) sends a room frame with a request id and returns the id (null offline); send(frame) as is. */
-  constructor({ byId, uploadTo, username, isStaff, permalink, request, send, onDelete, onReact, onPickReaction }) {
+  constructor({
+    byId, uploadTo, username, isStaff, permalink, request, send, onDelete, onReact, onPickReaction, onRemovePreview,
+  }) {
     this.element = byId("thread-panel");
     this.request = request;
     this.send = send;
@@ -30,6 +32,7 @@ export class ThreadPanel {
       onDelete,
       onReact,
       onPickReaction,
+      onRemovePreview,
     };
     this.list = byId("thread-messages");
     this.scroller = byId("thread-scroller");
