@@ -205,12 +205,13 @@ def database_migrated(directory, name):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def users_create(usernames, *, env):
-    """Create users with PASSWORD in the database `env` points to."""
+def users_create(usernames, *, env, exist_ok=False):
+    """Create users with PASSWORD in the database `env` points to (leaving out those there already if `exist_ok`)."""
     code = (
         "from django.contrib.auth import get_user_model\n"
         f"for name in {list(usernames)!r}:\n"
-        f"    get_user_model().objects.create_user(name, password={PASSWORD!r})\n"
+        f"    if not ({exist_ok!r} and get_user_model().objects.filter(username=name).exists()):\n"
+        f"        get_user_model().objects.create_user(name, password={PASSWORD!r})\n"
     )
     manage("shell", "-c", code, env=env)
 

@@ -113,8 +113,8 @@ def _serve(tmp_path_factory, live_database, static_root, name, **env):
 
 @pytest.fixture(scope="module")
 def browser_users(live_database):
-    """Create the users the browser tests log in as, once for the database."""
-    users_create(USERS, env=project_env(DATABASE_URL=live_database))
+    """Create the users the browser tests log in as, once for the database each module of them shares."""
+    users_create(USERS, env=project_env(DATABASE_URL=live_database), exist_ok=True)
     return USERS
 
 
