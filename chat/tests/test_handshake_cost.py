@@ -59,7 +59,7 @@ async def returning_user(make_user, connect, presence_backend):
 
 
 @pytest.mark.parametrize("presence_backend", ["redis"], indirect=True)
-async def test_a_v2_page_load_costs_seven_queries_and_two_presence_round_trips(
+async def test_a_v2_page_load_costs_eight_queries_and_two_presence_round_trips(
     make_user, connect, presence_backend, counted
 ):
     alice, client = await returning_user(make_user, connect, presence_backend)
