@@ -212,7 +212,7 @@ class RoomHub:
             self.revoked.popleft()
 
     def session_ended_since(self, user_id, session_key, since):
-        """Return whether the hub heard the session end since `since` (monotonic), or None when it did not listen all along.
+        """Return whether the hub heard a session end since `since` (monotonic); None if it was not listening all along.
 
         A socket attached after its session lookup at `since` would miss a
         logout in between; this answers for it without a database query.

@@ -181,7 +181,8 @@ class RedisPresence(BasePresence):
         # redis.asyncio clients belong to the event loop that made them.
         self._clients = weakref.WeakKeyDictionary()
 
-    def _client(self):
+    def _scripts(self):
+        """Return the presence scripts of the running event loop, each on that loop's client."""
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
             client = async_client(
@@ -189,13 +190,13 @@ class RedisPresence(BasePresence):
                 timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
-            scripts = {
+            # Each script holds its client.
+            self._clients[loop] = {
                 name: client.register_script(script) for name, script in (
                     ("connect", _CONNECT), ("disconnect", _DISCONNECT), ("sweep", _SWEEP),
                     ("online", _ONLINE), ("online_counts", _ONLINE_COUNTS),
                 )
             }
-            self._clients[loop] = scripts
         return self._clients[loop]
 
     def _keys(self, room_id, username=None):
@@ -204,26 +205,28 @@ class RedisPresence(BasePresence):
 
     @_unless_redis_fails(False)
     async def connect(self, room_id, username, conn):
-        return bool(await self._client()["connect"](keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
+        connect = self._scripts()["connect"]
+        return bool(await connect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
     @_unless_redis_fails(False)
     async def disconnect(self, room_id, username, conn):
-        return bool(await self._client()["disconnect"](keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
+        disconnect = self._scripts()["disconnect"]
+        return bool(await disconnect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
     @_unless_redis_fails([])
     async def sweep(self, room_id):
-        return sorted(await self._client()["sweep"](keys=self._keys(room_id), args=[f"{self.prefix}:{room_id}:u:"]))
+        return sorted(await self._scripts()["sweep"](keys=self._keys(room_id), args=[f"{self.prefix}:{room_id}:u:"]))
 
     @_unless_redis_fails([])
     async def online(self, room_id):
-        return sorted(await self._client()["online"](keys=self._keys(room_id)))
+        return sorted(await self._scripts()["online"](keys=self._keys(room_id)))
 
     @_unless_redis_fails({})
     async def online_counts(self, room_ids):
         room_ids = list(room_ids)
         if not room_ids:
             return {}
-        counts = await self._client()["online_counts"](keys=[self._keys(room_id)[0] for room_id in room_ids])
+        counts = await self._scripts()["online_counts"](keys=[self._keys(room_id)[0] for room_id in room_ids])
         return dict(zip(room_ids, counts))
 
 

@@ -47,7 +47,7 @@ def counted(monkeypatch):
 
 
 async def returning_user(make_user, connect, presence_backend):
-    """Return (user, logged-in client) of a member of the room `lobby` who has connected once (scripts loaded, membership stored)."""
+    """Return (user, logged-in client) of a member of `lobby` who connected once (scripts loaded, membership stored)."""
     assert presence_backend == "redis"
     alice = await database_sync_to_async(make_user)("alice")
     await database_sync_to_async(services.room_create)(slug="lobby", user=alice)
