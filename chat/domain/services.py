@@ -45,11 +45,15 @@ def room_create(*, slug, user, name=None, private=False):
     return _room_join(room, user)
 
 
-@transaction.atomic
 def room_join(*, slug, user):
     """Return (room, membership) of an existing room, making `user` a member of it when it is public."""
     validate_room_slug(slug)
-    return _room_join(Room.objects.get(slug=slug), user)
+    # Every reconnect joins again: a member costs one read, and no write transaction (SQLite's lock).
+    membership = Membership.objects.select_related("room").filter(room__slug=slug, user=user).first()
+    if membership is not None:
+        return membership.room, membership
+    with transaction.atomic():
+        return _room_join(Room.objects.get(slug=slug), user)
 
 
 def _room_join(room, user):

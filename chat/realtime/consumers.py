@@ -22,6 +22,7 @@ from chat.domain import attachments, events, moderation, previews, selectors, se
 from chat.domain.models import validate_room_slug
 from chat.platform import metrics
 from chat.platform.dbhealth import DatabaseUnavailable, get_breaker
+from chat.platform.dbconnections import kept_connection
 from chat.platform.limits import Limit, LimitExceeded
 from chat.platform.logs import log_event
 from chat.realtime import frames, protocol
@@ -31,6 +32,7 @@ from chat.realtime.build import build_id
 from chat.realtime.connections import abort_if_peer_closed, daphne_protocol
 from chat.realtime.hub import ASGI, DIRECT, LinkLost, get_hub
 from chat.realtime.presence import get_process_presence
+from chat.realtime.sessions import session_first_look
 from chat.realtime.wire import direct_writer, text_frame
 
 logger = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def db(func):
     # The engine is read from the settings: touching `connection` here, in the
     # socket's task, would give every socket a database wrapper of its own (3 KiB each).
     if settings.DATABASES[DEFAULT_DB_ALIAS]["ENGINE"] == "django.db.backends.sqlite3":
-        call = database_sync_to_async(func)
+        call = database_sync_to_async(kept_connection(func))
     else:
         # A database over the network can stop answering: its calls then fail
         # (DatabaseUnavailable) after CHAT_DATABASE_CALL_TIMEOUT, and at once while it is known down.
@@ -241,7 +243,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for handler, event in waiting:
             await handler(event)
         if not self.closed:
-            self.watch_session(0)
+            # Looked at in the handshake already: again when it expires, unless the hub heard it end since.
+            ended = functools.partial(get_hub().session_ended_since, self.user_id, self.session_key)
+            delay = session_first_look(self.scope["session"], ended)
+            self.watch_session(delay + SESSION_GRACE_SECONDS if delay else 0)
 
     async def within_layer_time(self, call):
         """Await a layer or presence call, raising LinkLost (4012) when it takes over LAYER_SECONDS."""

@@ -13,8 +13,10 @@ User events (rare: mentions, removals, logouts) go to one group that every
 hub subscribes to, and each hub picks out its own users' sockets.
 """
 import asyncio
+import collections
 import contextlib
 import logging
+import time
 import weakref
 
 from channels.layers import get_channel_layer
@@ -39,6 +41,8 @@ PROBE_TIMEOUT = 6.0
 PROBE = "hub.probe"
 # The user events, and the socket method that takes each.
 USER_HANDLERS = {USER_EVENT: "user_event", SESSION_REVOKED: "session_revoked"}
+# Ended sessions the hub remembers: far longer than a handshake lasts between its session lookup and attach().
+REVOKED_SECONDS = 60.0
 # What a socket's handler returns: the path its frame took, or None when it sent none (the hub counts them).
 DIRECT, ASGI = "direct", "asgi"
 
@@ -67,6 +71,9 @@ class RoomHub:
         self.watchers = {}  # room_id -> sockets shown the room's activity
         self.watched = {}  # socket -> the room ids it watches
         self.channel = None
+        # When the hub began to hear user events (monotonic), and the ended sessions it heard since.
+        self.listening_since = None
+        self.revoked = collections.deque()  # (monotonic time, user id, session key or None for all)
         self.lock = asyncio.Lock()
         self.tasks = []
         self.probe = None
@@ -95,6 +102,7 @@ class RoomHub:
                     channel = await self.layer.new_channel("chat.hub.")
                     await self.layer.group_add(USERS_GROUP, channel)
                     self.channel = channel
+                    self.listening_since = time.monotonic()
                     self.tasks = [
                         asyncio.create_task(self._read()), asyncio.create_task(self._renew()),
                         asyncio.create_task(self._watch()),
@@ -174,6 +182,8 @@ class RoomHub:
                 room_id = event.get("room")
                 sockets, handler = self.watchers.get(room_id, set()) - self.rooms.get(room_id, set()), "room_activity"
             elif kind in USER_HANDLERS:
+                if kind == SESSION_REVOKED:
+                    self._remember_revoked(event)
                 sockets, handler = self.users.get(event.get("user"), ()), USER_HANDLERS[kind]
             else:
                 continue
@@ -193,6 +203,24 @@ class RoomHub:
                 elif path == ASGI:
                     asgi += 1
             metrics.delivered(kind, event.get("kind"), direct, asgi)
+
+    def _remember_revoked(self, event):
+        now = time.monotonic()
+        self.revoked.append((now, event.get("user"), event.get("session_key")))
+        while self.revoked and self.revoked[0][0] < now - REVOKED_SECONDS:
+            self.revoked.popleft()
+
+    def session_ended_since(self, user_id, session_key, since):
+        """Return whether the hub heard a session end since `since` (monotonic); None if it was not listening all along.
+
+        A socket attached after its session lookup at `since` would miss a
+        logout in between; this answers for it without a database query.
+        """
+        if self.listening_since is None or self.listening_since > since or since < time.monotonic() - REVOKED_SECONDS:
+            return None
+        return any(
+            at >= since and user == user_id and key in (None, session_key) for at, user, key in self.revoked
+        )
 
     async def _renew(self):
         while True:
@@ -229,6 +257,7 @@ class RoomHub:
         async with self.lock:
             rooms, users, channel, tasks = self.rooms, self.users, self.channel, self.tasks
             self.rooms, self.users, self.channel, self.tasks = {}, {}, None, []
+            self.listening_since = None
             self.watchers, self.watched = {}, {}
         for task in tasks:
             if task is not asyncio.current_task():

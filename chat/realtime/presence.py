@@ -162,6 +162,13 @@ for _, user in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
 end
 return gone
 """
+# KEYS: rooms' users. In one round trip with the clock it reads, not two.
+_ONLINE = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')"
+_ONLINE_COUNTS = _NOW + """
+local counts = {}
+for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, '(' .. now, '+inf') end
+return counts
+"""
 
 
 class RedisPresence(BasePresence):
@@ -174,7 +181,8 @@ class RedisPresence(BasePresence):
         # redis.asyncio clients belong to the event loop that made them.
         self._clients = weakref.WeakKeyDictionary()
 
-    def _client(self):
+    def _scripts(self):
+        """Return the presence scripts of the running event loop, each on that loop's client."""
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
             client = async_client(
@@ -182,12 +190,13 @@ class RedisPresence(BasePresence):
                 timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             )
-            self._clients[loop] = (
-                client,
-                client.register_script(_CONNECT),
-                client.register_script(_DISCONNECT),
-                client.register_script(_SWEEP),
-            )
+            # Each script holds its client.
+            self._clients[loop] = {
+                name: client.register_script(script) for name, script in (
+                    ("connect", _CONNECT), ("disconnect", _DISCONNECT), ("sweep", _SWEEP),
+                    ("online", _ONLINE), ("online_counts", _ONLINE_COUNTS),
+                )
+            }
         return self._clients[loop]
 
     def _keys(self, room_id, username=None):
@@ -196,39 +205,29 @@ class RedisPresence(BasePresence):
 
     @_unless_redis_fails(False)
     async def connect(self, room_id, username, conn):
-        _, connect, _, _ = self._client()
+        connect = self._scripts()["connect"]
         return bool(await connect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
     @_unless_redis_fails(False)
     async def disconnect(self, room_id, username, conn):
-        _, _, disconnect, _ = self._client()
+        disconnect = self._scripts()["disconnect"]
         return bool(await disconnect(keys=self._keys(room_id, username), args=[username, self.ttl, conn]))
 
     @_unless_redis_fails([])
     async def sweep(self, room_id):
-        *_, sweep = self._client()
-        return sorted(await sweep(keys=self._keys(room_id), args=[f"{self.prefix}:{room_id}:u:"]))
+        return sorted(await self._scripts()["sweep"](keys=self._keys(room_id), args=[f"{self.prefix}:{room_id}:u:"]))
 
     @_unless_redis_fails([])
     async def online(self, room_id):
-        client, *_ = self._client()
-        now = await self._now(client)
-        return sorted(await client.zrangebyscore(self._keys(room_id)[0], f"({now}", "+inf"))
+        return sorted(await self._scripts()["online"](keys=self._keys(room_id)))
 
     @_unless_redis_fails({})
     async def online_counts(self, room_ids):
-        client, *_ = self._client()
-        now = await self._now(client)
-        async with client.pipeline(transaction=False) as pipe:
-            for room_id in room_ids:
-                pipe.zcount(self._keys(room_id)[0], f"({now}", "+inf")
-            counts = await pipe.execute()
+        room_ids = list(room_ids)
+        if not room_ids:
+            return {}
+        counts = await self._scripts()["online_counts"](keys=[self._keys(room_id)[0] for room_id in room_ids])
         return dict(zip(room_ids, counts))
-
-    @staticmethod
-    async def _now(client):
-        seconds, micros = await client.time()
-        return seconds + micros / 1e6
 
 
 @cache

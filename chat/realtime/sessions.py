@@ -1,9 +1,40 @@
 """Give each websocket its login session, without channels' session check on every frame sent."""
+import time
 from importlib import import_module
 
 from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware
 from django.conf import settings
+from django.contrib.sessions.backends import db
+from django.utils import timezone
+
+DATABASE_ENGINE = "django.contrib.sessions.backends.db"
+
+
+class DatabaseSocketSession(db.SessionStore):
+    """Django's database session, remembering when it was looked up and the expiry its row gave."""
+
+    looked_up_at = expire_date = None  # monotonic; aware datetime
+    # Django signs a session's data with its class's name: this one reads the rows the pages write.
+    key_salt = db.SessionStore().key_salt
+
+    def _get_session_from_db(self):
+        # Stamped before the query: a logout committed after this may or may not be in the row read.
+        self.looked_up_at = time.monotonic()
+        row = super()._get_session_from_db()
+        self.expire_date = row.expire_date if row is not None else None
+        return row
+
+
+def session_first_look(session, ended_since):
+    """Return in how many seconds a socket should look at its session, 0 for at once (not known to hold).
+
+    `ended_since(looked_up_at)` says whether the session was heard to end since
+    then (None: not known); a session heard of as live needs no look before it expires.
+    """
+    if getattr(session, "expire_date", None) is None or ended_since(session.looked_up_at) is not False:
+        return 0
+    return max((session.expire_date - timezone.now()).total_seconds(), 0)
 
 
 class SocketSessionMiddleware:
@@ -17,7 +48,10 @@ class SocketSessionMiddleware:
 
     def __init__(self, inner):
         self.inner = inner
-        self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
+        if settings.SESSION_ENGINE == DATABASE_ENGINE:
+            self.session_store = DatabaseSocketSession
+        else:
+            self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
 
     async def __call__(self, scope, receive, send):
         session = self.session_store(scope["cookies"].get(settings.SESSION_COOKIE_NAME))

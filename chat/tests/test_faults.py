@@ -16,6 +16,8 @@ _names = itertools.count(1)
 FAST_PRESENCE = {"CHAT_PRESENCE_HEARTBEAT": "1", "CHAT_PRESENCE_TTL": "3"}
 # Machines running other suites at once are slow: generous bounds, measured times printed.
 SETTLE_SECONDS = 30
+# How long 500 clients dropped at once may take to resume on the other process (was 150 s).
+STORM_SECONDS = 60
 
 
 def unique(prefix, count):
@@ -200,7 +202,8 @@ async def storm(cluster):
         missed = await send_and_wait(sender, 150, "missed")
         started = time.monotonic()
         await asyncio.to_thread(cluster.kill, 0)
-        resumed = await sender.wait(lambda: all(c.cseq >= missed[-1].cseq for c in crowd), 150)
+        # 9 to 17 s measured (docs/reliability.md): much slower is a regression of the handshake path.
+        resumed = await sender.wait(lambda: all(c.cseq >= missed[-1].cseq for c in crowd), STORM_SECONDS)
         busy = sum(client.closes.count(CLOSE_BUSY) for client in crowd)
         print(f"500 clients resumed {time.monotonic() - started:.1f} s after the kill; {busy} handshakes closed as busy")
         assert resumed, sum(c.cseq >= missed[-1].cseq for c in crowd)

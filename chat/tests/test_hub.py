@@ -1,6 +1,7 @@
 """The hub: one layer subscription per room per process, frames to every local socket, user events to the user's."""
 import asyncio
 import threading
+import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -162,3 +163,21 @@ async def test_a_write_whose_caller_was_cancelled_is_still_sent(layer):
 
     event = await asyncio.wait_for(layer.receive(channel), 5)
     assert event["data"] == {"text": "stored"}
+
+
+async def test_the_hub_tells_which_sessions_ended_since_a_time_it_was_listening(layer):
+    hub = RoomHub()
+    before = time.monotonic()
+    await hub.attach(Socket(user_id=1))
+    since = time.monotonic()
+    assert hub.session_ended_since(7, "key-1", before) is None  # it was not listening yet
+    assert hub.session_ended_since(7, "key-1", since) is False
+    for user, key in ((7, "key-2"), (8, None)):
+        await layer.group_send(USERS_GROUP, {"type": "session.revoked", "user": user, "session_key": key})
+    await until(lambda: len(hub.revoked) == 2)
+    assert hub.session_ended_since(7, "key-1", since) is False  # another session of the same user
+    assert hub.session_ended_since(7, "key-2", since) is True
+    assert hub.session_ended_since(8, "any", since) is True  # a deactivated user: every session
+    assert hub.session_ended_since(7, "key-2", time.monotonic()) is False  # ended before that time
+    await hub.reset(4012)
+    assert hub.session_ended_since(7, "key-1", since) is None  # what it heard while down is unknown
