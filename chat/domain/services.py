@@ -12,8 +12,8 @@ import emoji as emoji_data
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import Lower, Now
 from django.utils import timezone
 
 from chat.domain import attachments, events, selectors, sequences
@@ -46,14 +46,25 @@ def room_create(*, slug, user, name=None, private=False):
 
 
 def room_join(*, slug, user):
-    """Return (room, membership) of an existing room, making `user` a member of it when it is public."""
+    """Return (room, membership) of an existing room, making `user` a member of it when it is public.
+
+    The membership's `muted_until` says when the user's mute in the room ends (None: they may send).
+    """
     validate_room_slug(slug)
-    # Every reconnect joins again: a member costs one read, and no write transaction (SQLite's lock).
-    membership = Membership.objects.select_related("room").filter(room__slug=slug, user=user).first()
+    # Every reconnect joins again: a member costs one read (their mute read with it), and no write transaction
+    # (SQLite's lock).
+    mute = Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now())
+    membership = (
+        Membership.objects.select_related("room").filter(room__slug=slug, user=user)
+        .annotate(muted_until=Subquery(mute.values("until")[:1])).first()
+    )
     if membership is not None:
         return membership.room, membership
     with transaction.atomic():
-        return _room_join(Room.objects.get(slug=slug), user)
+        room, membership = _room_join(Room.objects.get(slug=slug), user)
+    # A mute outlives a membership: a muted user who left and came back is muted still.
+    membership.muted_until = sequences.mute_until(room_id=room.pk, user_id=user.pk)
+    return room, membership
 
 
 def _room_join(room, user):

@@ -270,7 +270,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
         Raise ValidationError, PermissionDenied or ObjectDoesNotExist as room_join does.
         """
-        room, membership, muted_until = await db(_room_join)(slug=slug, user=self.user)
+        room, membership = await db(services.room_join)(slug=slug, user=self.user)
         sub = self.subscriptions.get(room.pk)
         if sub is None:
             sub = self.subscriptions[room.pk] = Subscription(room, membership.last_read_seq)
@@ -289,7 +289,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             sub.room = room
             if sub.backlog is None:
                 sub.backlog = []
-        sub.muted_until = muted_until
+        sub.muted_until = membership.muted_until
         limit = protocol.DEFAULT_PAGE if after is None and after_seq is None else protocol.MAX_PAGE
         cseq, items, has_more = await db(selectors.room_view)(room=room, after=after, after_seq=after_seq, limit=limit)
         if self.subscriptions.get(room.pk) is not sub:
@@ -811,12 +811,6 @@ class RoomConsumer(ChatConsumer):
             return None
         return await self.send_encoded(*encoded(event, self.version, None))
 
-
-@functools.wraps(services.room_join)  # timed as the join it is
-def _room_join(*, slug, user):
-    """Join a room as services.room_join does; return (room, membership, when the user's mute there ends or None)."""
-    room, membership = services.room_join(slug=slug, user=user)
-    return room, membership, moderation.mute_until(room=room, user=user)
 
 
 def _detail(error):
