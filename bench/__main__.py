@@ -101,13 +101,14 @@ def main(argv=None):
         print(f"servers' logs in {workdir}; {os.cpu_count()} cores, load average {os.getloadavg()}", flush=True)
         if args.scenario in ("all", "room", "smoke"):
             started, load = time.time(), os.getloadavg()
-            print("== room: one room, project vs tutorial vs ceiling", flush=True)
+            print(f"== room: one room, {' vs '.join(args.apps)}", flush=True)
             rows = run.room_scenario(bench, apps=args.apps, sizes=args.sizes, loads=args.loads,
                                      senders=args.senders, deliveries=args.deliveries, processes=args.clients,
                                      handshakes=args.handshakes, timeout=args.timeout, profile=args.out / "profile" if args.profile else None)
             save(args, "room", rows, started, load)
             print(report.table(rows, report.ROOM_COLUMNS))
             print(report.table(report.ratios(rows), report.RATIO_COLUMNS))
+            print("\n".join(report.client_bound(rows)) or "client-bound: none (no client process near a whole core)")
             failures += [r for r in rows if r["lost"] or r["duplicates"] or r["connect_failed"]]
             if args.scenario != "smoke":
                 report.chart(rows, args.out / "room.png")

@@ -23,7 +23,7 @@ ROOM_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("app", "
                 ("deliveries_per_s", "deliveries/s"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"),
                 ("p99_ms", "p99 ms"), ("max_ms", "max ms"), ("lost", "lost"), ("duplicates", "dup"),
                 ("server_cpu_us_per_delivery", "server CPU µs/delivery"), ("rss_kib_per_socket", "KiB/socket"),
-                ("ramp_seconds", "ramp s")]
+                ("ramp_seconds", "ramp s"), ("client_cpu_percent", "client CPU %")]
 ROOMS_COLUMNS = [("rooms", "rooms"), ("members", "members"), ("servers", "daphnes"),
                  ("offered_messages_per_s", "messages/s offered"), ("offered_per_s", "deliveries/s offered"),
                  ("stored", "stored"), ("stored_per_s", "stored/s"), ("deliveries_per_s", "deliveries/s"),
@@ -35,32 +35,42 @@ IDLE_COLUMNS = [("app", "app"), ("sockets", "sockets"), ("connect_failed", "fail
                 ("sockets_closed", "closed by the server")]
 
 
+PEERS = ("tutorial", "ceiling", "node-ws", "socketio")
+_RATIOS = [("deliveries_per_s", "deliveries"), ("server_cpu_us_per_delivery", "cpu"), ("ramp_seconds", "ramp"),
+           ("rss_kib_per_socket", "memory")]
+
+
 def ratios(rows):
-    """Return project/tutorial and project/ceiling deliveries/s, and their server CPU per delivery over the project's.
+    """Return, for each peer measured beside the project, the project's figures over the peer's.
 
     The deliveries/s ratios stop at the offered load and at what the clients on
-    the same cores can take; the CPU ratios say how many times more deliveries
-    one server core makes for the project than for the reference.
+    the same cores can take (see client_bound); a CPU, ramp or memory ratio
+    below 1 means the project spends less than the peer.
     """
     by_key = {(r["room_size"], r["offered_per_s"], r["app"]): r for r in rows}
     out = []
     for (size, load, app), row in by_key.items():
         if app != "project":
             continue
-        entry = {"room_size": size, "offered_per_s": load}
-        for other in ("tutorial", "ceiling"):
-            ref = by_key.get((size, load, other))
-            if ref and ref["deliveries_per_s"]:
-                entry[f"vs_{other}"] = round(row["deliveries_per_s"] / ref["deliveries_per_s"], 2)
-            if ref and row["server_cpu_us_per_delivery"]:
-                entry[f"cpu_vs_{other}"] = round(ref["server_cpu_us_per_delivery"] / row["server_cpu_us_per_delivery"], 2)
-        out.append(entry)
+        for peer in PEERS:
+            ref = by_key.get((size, load, peer))
+            if ref:
+                out.append({"room_size": size, "offered_per_s": load, "peer": peer,
+                            **{name: round(row[key] / ref[key], 2) if ref.get(key) and row.get(key) is not None
+                               else None for key, name in _RATIOS}})
     return out
 
 
-RATIO_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("vs_tutorial", "project/tutorial"),
-                 ("vs_ceiling", "project/ceiling"), ("cpu_vs_tutorial", "CPU per delivery tutorial/project"),
-                 ("cpu_vs_ceiling", "CPU per delivery ceiling/project")]
+RATIO_COLUMNS = [("room_size", "room"), ("offered_per_s", "offered/s"), ("peer", "peer"),
+                 ("deliveries", "deliveries/s project/peer"), ("cpu", "CPU per delivery project/peer"),
+                 ("ramp", "connect (ramp) time project/peer"), ("memory", "KiB/socket project/peer")]
+
+
+def client_bound(rows):
+    """Return a line for each round whose busiest client process was near a whole core: its figure is the clients'."""
+    return [f"client-bound: room {r['room_size']:,} at {r['offered_per_s']:,}/s on {r['app']}: the load generator "
+            f"(clients at {r['client_cpu_percent']} % of a core in all) was the ceiling, not the server"
+            for r in rows if r.get("client_bound")]
 
 
 def chart(rows, path):
@@ -72,7 +82,8 @@ def chart(rows, path):
 
     figure, (latency, rate) = plt.subplots(1, 2, figsize=(12, 4.5))
     series = sorted({(r["app"], r["offered_per_s"]) for r in rows})
-    colours = {"project": "tab:blue", "tutorial": "tab:red", "ceiling": "tab:green"}
+    colours = {"project": "tab:blue", "tutorial": "tab:red", "ceiling": "tab:green", "node-ws": "tab:purple",
+               "socketio": "tab:orange"}
     styles = {}
     for app, load in series:
         points = sorted((r for r in rows if (r["app"], r["offered_per_s"]) == (app, load)),

@@ -26,9 +26,16 @@ APPS = {
     "project": "myproject.asgi:application",
     "tutorial": "bench.tutorial:application",
     "ceiling": "bench.ceiling:application",
+    # Outside references: the websocket-shootout's Node ws broadcast, and a python-socketio room on uvicorn.
+    "node-ws": "bench/peers/node/server.js",
+    "socketio": "bench.peers.socketio_app:application",
 }
 # The protocol each app's sockets speak: the project's as its page does (v2); the references send no first frame.
-PROTOCOLS = {"project": 2, "tutorial": None, "ceiling": None}
+PROTOCOLS = {"project": 2, "tutorial": None, "ceiling": None, "node-ws": None, "socketio": clients.SOCKETIO}
+# The peers run on their own servers, whatever --server says.
+SERVERS = {"node-ws": "node", "socketio": "uvicorn"}
+# A client process above this share of its core was the ceiling of the round, not the server.
+CLIENT_BOUND_SHARE = 0.9
 QUIET_SECONDS = 1.0
 QUIET_TIMEOUT = 180.0
 COMMAND_TIMEOUT = 900.0
@@ -113,13 +120,16 @@ class Bench(contextlib.ExitStack):
     def serve(self, app, database_url):
         """Start the bench's server serving `app` the way production runs it; return the Server, stopped at the end."""
         def build(port):
-            if self.server == "uvicorn":
+            server = SERVERS.get(app, self.server)
+            if server == "node":
+                args = ["node", str(PROJECT_DIR / APPS[app]), str(port)]
+            elif server == "uvicorn":
                 args = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                         *UVICORN_OPTIONS, APPS[app]]
             else:
                 args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *production_options(),
                         APPS[app]]
-            log = self.workdir / f"{self.server}-{app}-{port}.log"
+            log = self.workdir / f"{server}-{app}-{port}.log"
             return Server(args, port, env=self.env(database_url), cwd=PROJECT_DIR, log_path=log)
 
         server = start_on_a_free_port(build)
@@ -150,7 +160,9 @@ def url_of(server, app, room, protocol=None):
     base = f"ws://127.0.0.1:{server.port}"
     if app == "project" and (protocol or PROTOCOLS[app]) == 2:
         return base + "/ws/"  # one socket per tab: the room is named by the subscribe
-    return base + (f"/ws/{room}/" if app == "ceiling" else f"/ws/chat/{room}/")
+    if app == "socketio":
+        return base + "/socket.io/?EIO=4&transport=websocket"  # the room is named by the connect packet
+    return base + (f"/ws/{room}/" if app in ("ceiling", "node-ws") else f"/ws/chat/{room}/")
 
 
 def rss_kib(pid):
@@ -273,6 +285,9 @@ def round_figures(answers, t0_ns, messages_total, cpu_used):
         "server_cpu_us_per_delivery": round(cpu_used / received * 1e6, 1) if received else None,
         "send_errors": [e for a in answers for e in a["send_errors"]][:3],
         "sockets_closed": sum(a["closed"] for a in answers),
+        # The load generator's own CPU over the round, in % of one core: all processes, and the busiest one.
+        "client_cpu_percent": round(sum(a["cpu_seconds"] for a in answers) / seconds * 100),
+        "client_bound": max(a["cpu_seconds"] for a in answers) / seconds > CLIENT_BOUND_SHARE,
     }
 
 
