@@ -2,6 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The bench's Node peer (bench/peers/node), installed by npm from its lockfile.
+NODE_PEER := bench/peers/node/node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Refuse oversized websocket frames in the server, before the app reads them
@@ -25,7 +27,8 @@ migrate: $(VENV)/.installed
 run: migrate
 	DEBUG=$${DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) $(DAPHNE_LIMITS) myproject.asgi:application
 
-test: $(VENV)/.installed
+# The bench's smoke test (chat/tests/test_bench_smoke.py) runs the outside peers too: their servers come with the suite.
+test: $(VENV)/.bench-installed $(NODE_PEER)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fan-out benchmark (README "Benchmark"): needs redis-server, and PostgreSQL for the rooms scenario.
@@ -33,7 +36,12 @@ $(VENV)/.bench-installed: requirements-bench.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	touch $@
 
-bench: $(VENV)/.bench-installed
+# The Node ws peer, from its lockfile (ws pinned exactly); reinstalled when the lockfile changes.
+$(NODE_PEER): bench/peers/node/package.json bench/peers/node/package-lock.json
+	npm ci --prefix bench/peers/node --no-audit --no-fund
+	touch $@
+
+bench: $(VENV)/.bench-installed $(NODE_PEER)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Join, chat and leave in a loop against two daphne processes and Redis (needs redis-server):

@@ -43,12 +43,17 @@ def start_on_a_free_port(build, attempts=3):
 def require_binary(name):
     """Return the path of `name`, skip the test when it is missing, or fail under CI=true."""
     path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed; the tests that need a real {name} cannot run."
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " CI must install it (.ci/run).")
-        pytest.skip(message)
+    require(path is not None, f"{name} is not installed; the tests that need a real {name} cannot run.")
     return path
+
+
+def require(present, message):
+    """Skip the test with `message` unless `present`, or fail under CI=true, where it must be installed."""
+    if present:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message + " CI must install it (.ci/run).")
+    pytest.skip(message)
 
 
 def wait_for_port(port, process, timeout=20.0):

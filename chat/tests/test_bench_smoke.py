@@ -1,27 +1,38 @@
 """Run the benchmark (python -m bench smoke) on a few clients, so that it never rots; no speed is asserted."""
+import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from harness.servers import PROJECT_DIR, project_env, require_binary
+from harness.servers import PROJECT_DIR, project_env, require, require_binary
 
 pytestmark = [pytest.mark.timeout(240)]
 
 
-def test_the_benchmark_delivers_every_message_on_all_three_apps_and_times_both_handshakes(tmp_path):
+def test_the_benchmark_delivers_every_message_on_every_app_and_peer_and_times_both_handshakes(tmp_path):
     require_binary("redis-server")
+    require_binary("node")
+    # The outside peers come with `make test` (requirements-bench.txt, npm ci); a bare venv has neither.
+    for module in ("socketio", "uvicorn"):
+        require(importlib.util.find_spec(module) is not None, f"{module} is not installed (make bench installs it).")
+    require((PROJECT_DIR / "bench/peers/node/node_modules/ws").is_dir(),
+            "the Node peer's ws is not installed (npm ci --prefix bench/peers/node).")
     result = subprocess.run(
         [sys.executable, "-m", "bench", "smoke", "--out", str(tmp_path)], cwd=PROJECT_DIR, env=project_env(),
         capture_output=True, text=True, timeout=220,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     rows = json.loads((tmp_path / "room.json").read_text())["rows"]
-    assert {row["app"] for row in rows} == {"project", "tutorial", "ceiling"}
+    assert {row["app"] for row in rows} == {"project", "tutorial", "ceiling", "node-ws", "socketio"}
     for row in rows:
         assert row["connect_failed"] == 0 and row["sockets"] == row["room_size"], row
         assert row["received"] == row["expected"] > 0 and row["lost"] == 0 and row["duplicates"] == 0, row
+        assert row["client_cpu_percent"] >= 0 and row["client_bound"] is False, row
+    # One ratio row per peer, and the load generator's verdict.
+    assert "| 4 | 200 | node-ws |" in result.stdout and "| 4 | 200 | socketio |" in result.stdout
+    assert "client-bound: none" in result.stdout
     # The connect scenario, on 4 sockets: v1's handshake, v2's and v2's subscribe alone, each round, none refused.
     rows = json.loads((tmp_path / "connect.json").read_text())["rows"]
     timed = ["v1", "v2", "v2-subscribe"]
