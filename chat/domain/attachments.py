@@ -22,7 +22,7 @@ from django.utils.text import get_valid_filename
 from chat.domain import images, selectors, services, threads
 from chat.domain.models import MAX_FILE_NAME_LENGTH, MAX_MESSAGE_ATTACHMENTS, Attachment, Membership, Message
 
-RASTER_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+RASTER_TYPES = images.DECODED_TYPES
 # Unattached uploads older than this are deleted by `manage.py chat_uploads_clean`.
 STALE_AFTER = datetime.timedelta(days=1)
 

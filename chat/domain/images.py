@@ -15,6 +15,8 @@ FORMATS = ("PNG", "JPEG", "GIF", "WEBP")
 # What each is written back as: GIF becomes PNG (first frame only), the rest stay what they were.
 _OUTPUT = {"PNG": "PNG", "JPEG": "JPEG", "GIF": "PNG", "WEBP": "WEBP"}
 _CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# The types of FORMATS: what image_reencode takes in.
+DECODED_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
 class ImageRefused(ValueError):

@@ -23,7 +23,6 @@ MAX_PREVIEWS = 3
 # A card's thumbnail: small enough to keep in the row, large enough for a 2x screen's card.
 IMAGE_MAX_SIDE = 400
 HTML_TYPES = ("text/html", "application/xhtml+xml")
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 CACHE_PREFIX = "chat:preview:"
 
 logger = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ def _preview_build(url):
     image = None
     if meta["image_url"]:
         try:
-            picture = safefetch.fetch(meta["image_url"], types=IMAGE_TYPES)
+            picture = safefetch.fetch(meta["image_url"], types=images.DECODED_TYPES)
             image = images.image_reencode(picture.body, max_side=IMAGE_MAX_SIDE)
         except (safefetch.FetchRefused, images.ImageRefused) as refusal:
             logger.info("No preview image for a link to %s: %s", urlsplit(url).hostname, refusal)

@@ -104,11 +104,16 @@ def _serve(attachment, path):
         except FileNotFoundError:
             raise Http404("No such file.") from None
     response["Content-Disposition"] = disposition
+    return file_headers(response, max_age=3600)
+
+
+def file_headers(response, *, max_age):
+    """Set on a file's response what keeps it inert and out of shared caches; return the response."""
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = FILE_POLICY
     response["Cross-Origin-Resource-Policy"] = "same-origin"
     # Private: a shared cache must not hand one member's file to someone else.
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = f"private, max-age={max_age}"
     return response
 
 

@@ -5,6 +5,7 @@ from django.http import Http404, HttpResponse
 from django.views.decorators.http import require_GET
 
 from chat.domain import previews, selectors
+from chat.web.files import file_headers
 
 
 @login_required
@@ -18,7 +19,5 @@ def preview_image(request, slug, preview_id):
         # The same answer either way: a private room's outsiders learn nothing of what it holds.
         raise Http404("No such image.") from None
     response = HttpResponse(data, content_type=content_type)
-    # Private: a shared cache must not hand a private room's image to someone else.
-    response["Cache-Control"] = "private, max-age=86400"
     response["Content-Disposition"] = "inline"
-    return response
+    return file_headers(response, max_age=86400)
