@@ -1,9 +1,13 @@
-"""Create benchmark users with logged-in sessions in the database DATABASE_URL names, fast.
+"""Create benchmark users with logged-in sessions in the database DATABASE_URL names, fast; or their memberships.
 
 Run in a subprocess with the project's environment; prints a JSON list of
 session keys, one per user, in order:
 
     DATABASE_URL=... python -m bench.accounts 1000 b1u
+
+or makes user <prefix><i> a member of the i-th room slug of a JSON list read from stdin:
+
+    echo '["room_0", "room_0"]' | DATABASE_URL=... python -m bench.accounts members b1u
 """
 import json
 import os
@@ -48,7 +52,26 @@ def accounts_create(count, prefix):
     return [session.session_key for session in sessions]
 
 
+def memberships_create(prefix, slugs):
+    """Make user <prefix><i> a member of the existing room slugs[i], for each i, in one transaction."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from chat.domain.models import Membership, Room
+
+    rooms = Room.objects.in_bulk(set(slugs), field_name="slug")
+    users = get_user_model().objects.in_bulk([f"{prefix}{i}" for i in range(len(slugs))], field_name="username")
+    with transaction.atomic():
+        Membership.objects.bulk_create(
+            [Membership(room=rooms[slug], user=users[f"{prefix}{i}"]) for i, slug in enumerate(slugs)],
+            batch_size=1000, ignore_conflicts=True,
+        )
+
+
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "myproject.settings")
     django.setup()
-    print(json.dumps(accounts_create(int(sys.argv[1]), sys.argv[2])))
+    if sys.argv[1] == "members":
+        memberships_create(sys.argv[2], json.load(sys.stdin))
+    else:
+        print(json.dumps(accounts_create(int(sys.argv[1]), sys.argv[2])))

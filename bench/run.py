@@ -53,6 +53,7 @@ class Bench(contextlib.ExitStack):
         self.workdir = Path(workdir)
         self.server = server
         self.names = (f"b{secrets.token_hex(3)}_{i}" for i in itertools.count())
+        self.account_prefixes = {}  # database URL -> the prefix of its benchmark users' names
 
     def __enter__(self):
         super().__enter__()
@@ -96,15 +97,26 @@ class Bench(contextlib.ExitStack):
 
     def accounts(self, count, database_url):
         """Create `count` users with login sessions; return their session keys."""
+        prefix = self.account_prefixes[database_url] = next(self.names) + "u"
         result = subprocess.run(
-            [sys.executable, "-m", "bench.accounts", str(count), next(self.names) + "u"], cwd=PROJECT_DIR,
+            [sys.executable, "-m", "bench.accounts", str(count), prefix], cwd=PROJECT_DIR,
             env=self.env(database_url), capture_output=True, text=True, timeout=600, check=True,
         )
         return json.loads(result.stdout)
 
-    def rooms(self, slugs, database_url):
-        """Create the project's rooms `slugs` (its sockets join rooms but never create them)."""
+    def rooms(self, slugs, database_url, members=()):
+        """Create the project's rooms `slugs`, making benchmark user i a member of room members[i].
+
+        Sockets join rooms but never create them; their users are members
+        already, as on every reconnect (a user's very first join also writes the membership).
+        """
         rooms_create(slugs, env=self.env(database_url))
+        if members:
+            subprocess.run(
+                [sys.executable, "-m", "bench.accounts", "members", self.account_prefixes[database_url]],
+                input=json.dumps(list(members)), cwd=PROJECT_DIR, env=self.env(database_url),
+                capture_output=True, text=True, timeout=600, check=True,
+            )
 
     def messages(self, slugs, count, database_url):
         """Store `count` chat-sized messages in each room of `slugs`, through the services."""
@@ -356,7 +368,7 @@ def room_scenario(bench, *, apps, sizes, loads, senders, deliveries, processes, 
         server = bench.serve(app, database)
         room = next(bench.names)
         if app == "project":
-            bench.rooms([room], database)
+            bench.rooms([room], database, members=[room] * size)
         specs = [{"index": i, "url": url_of(server, app, room), "room": 0, "slug": room,
                   "sender": i if i < senders else None, "cookie": sessions[i] if app == "project" else None}
                  for i in range(size)]
@@ -389,7 +401,8 @@ def rooms_scenario(bench, *, database_server, rooms, members, rate, seconds, ser
     sessions = bench.accounts(total, database)
     daphnes = [bench.serve("project", database) for _ in range(servers)]
     prefix = next(bench.names)
-    bench.rooms([f"{prefix}_{n}" for n in range(rooms)], database)
+    bench.rooms([f"{prefix}_{n}" for n in range(rooms)], database,
+                members=[f"{prefix}_{i // members}" for i in range(total)])
     # Sockets alternate between the server processes, as behind a round-robin proxy; shifting each room's
     # start by one spreads the senders (each room's first member) too.
     specs = [{"index": i, "url": url_of(daphnes[(i + i // members) % servers], "project", f"{prefix}_{i // members}"),
@@ -450,7 +463,8 @@ def idle_scenario(bench, *, apps, sockets, room_size, processes, handshakes):
         server = bench.serve(app, database or bench.sqlite())
         prefix = next(bench.names)
         if app == "project":
-            bench.rooms([f"{prefix}_{n}" for n in range(math.ceil(sockets / room_size))], database)
+            bench.rooms([f"{prefix}_{n}" for n in range(math.ceil(sockets / room_size))], database,
+                        members=[f"{prefix}_{i // room_size}" for i in range(sockets)])
         specs = [{"index": i, "url": url_of(server, app, f"{prefix}_{i // room_size}"), "room": i // room_size,
                   "slug": f"{prefix}_{i // room_size}", "cookie": sessions[i] if app == "project" else None}
                  for i in range(sockets)]

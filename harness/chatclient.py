@@ -196,10 +196,9 @@ class ChatClient:
             self.errors.append(frame)
             if frame.get("request_id") is not None and frame["request_id"] == self._catch_up_id:
                 self._catch_up_id = None  # the next live change or catch_up asks again
-        elif kind == "join":
-            self.online.add(frame["user"])
-        elif kind == "leave":
-            self.online.discard(frame["user"])
+        elif kind == "presence":
+            self.online.update(frame["online"])
+            self.online.difference_update(frame["offline"])
         elif kind == "unsubscribed":
             # Removed from the room: the page's room view ends; so does this client.
             self.refusal = frame

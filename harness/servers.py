@@ -369,3 +369,13 @@ async def frame_of(socket, *types, timeout=10.0):
             frame = json.loads(await socket.recv())
             if frame["type"] in types:
                 return frame
+
+
+async def presence_of(socket, user, timeout=10.0):
+    """Return (room, "online" or "offline") from the next v2 `presence` frame that names `user`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await frame_of(socket, "presence")
+            for state in ("online", "offline"):
+                if user in frame[state]:
+                    return frame["room"], state

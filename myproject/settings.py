@@ -248,6 +248,9 @@ CHAT_PRESENCE_BACKEND = os.environ.get(
 )
 CHAT_PRESENCE_HEARTBEAT = float(os.environ.get("CHAT_PRESENCE_HEARTBEAT", "15"))
 CHAT_PRESENCE_TTL = float(os.environ.get("CHAT_PRESENCE_TTL", "45"))
+# Presence changes in a room within this many seconds go out as one frame: a room of N filling up after a
+# restart costs each member a frame per interval, not one per newcomer (N squared in all).
+CHAT_PRESENCE_BATCH_SECONDS = float(os.environ.get("CHAT_PRESENCE_BATCH_SECONDS", "0.25"))
 # Seconds between the pings a room page sends; it reconnects after about 2.2 of them without a frame back.
 CHAT_HEARTBEAT_SECONDS = float(os.environ.get("CHAT_HEARTBEAT_SECONDS", "25"))
 

@@ -20,6 +20,8 @@ ROOM_CHANGED = "room_changed"
 TYPING = "typing"
 JOIN = "join"
 LEAVE = "leave"
+# Users of a room who came online or went offline, several in one event (v2 sends it as one frame).
+PRESENCE = "presence"
 NOTIFICATION = "notification"
 ROOM_READ = "room_read"
 ROOM_ADDED = "room_added"

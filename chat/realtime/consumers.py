@@ -280,9 +280,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.within_layer_time(get_hub().join(room.pk, self))
             # Counted here at once, even when the store does not answer: remove() then uncounts it.
             sub.present = True
-            came_online = await self.within_layer_time(self.presence.add(room.pk, self.user.username))
-            if came_online:
-                await room_send(room.pk, events.JOIN, {"user": self.user.username}, skip_user=self.user.pk)
+            if await self.within_layer_time(self.presence.add(room.pk, self.user.username)):
+                self.presence.announce(room.pk, self.user.username)
         else:
             # A fresh view of a room shown already: it shows the room as read for it (a new name, archived),
             # and the room's events wait for it again.
@@ -344,7 +343,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.slugs.pop(sub.room.slug, None)
         await get_hub().leave(room_id, self)
         if sub.present and await self.presence.remove(room_id, self.user.username):
-            await room_send(room_id, events.LEAVE, {"user": self.user.username}, skip_user=self.user.pk)
+            self.presence.announce(room_id, self.user.username)
 
     async def close_with(self, code):
         """Close the socket with `code`, stopping room events first so that none follow the close."""
@@ -796,6 +795,17 @@ class RoomConsumer(ChatConsumer):
 
     async def on_ping(self, frame):
         await self.send(text_data=protocol.pong_frame())
+
+    async def forward(self, sub, event):
+        if event["kind"] != events.PRESENCE:
+            return await super().forward(sub, event)
+        # v1 has a frame per user who came or went, and none about the socket's own user.
+        sent = None
+        for kind, users in ((events.JOIN, event["data"]["online"]), (events.LEAVE, event["data"]["offline"])):
+            for user in users:
+                if user != self.user.username:
+                    sent = await self.send_encoded(protocol.encode_event(kind, {"user": user}), None)
+        return sent
 
     async def room_activity(self, event):
         """Ignore activity: v1 sockets watch no sidebar."""

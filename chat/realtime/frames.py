@@ -416,12 +416,12 @@ class TypingNotice(_RoomUser, tag="typing"):
     """A user is typing in the room."""
 
 
-class Join(_RoomUser, tag="join"):
-    """A user's first subscription to the room began."""
+class Presence(ServerFrame, tag="presence"):
+    """Users who came online in the room (a first subscription began) or went offline (their last one ended)."""
 
-
-class Leave(_RoomUser, tag="leave"):
-    """A user's last subscription to the room ended."""
+    room: str
+    online: list[str]
+    offline: list[str]
 
 
 class HistoryPage(ServerFrame, tag="history"):
@@ -507,7 +507,7 @@ class Pong(ServerFrame, tag="pong"):
 
 SERVER_FRAMES = (
     Hello, Subscribed, Unsubscribed, MessageNew, MessageEdited, MessageDeleted, MessageReactions, MessagePreviews,
-    RoomChanged, TypingNotice, Join, Leave, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded,
+    RoomChanged, TypingNotice, Presence, HistoryPage, ChangesPage, Notification, RoomActivity, RoomRead, RoomAdded,
     RoomRemoved, RoomMuted, Ack, Error, Pong,
 )
 _server_frame = _union(SERVER_FRAMES)

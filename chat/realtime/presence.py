@@ -33,6 +33,8 @@ REDIS_TIMEOUT_SECONDS = 5
 # Heartbeats of hundreds of sockets overlap: past this many connections they
 # wait for a free one (BlockingConnectionPool) instead of failing with "Too many connections".
 REDIS_MAX_CONNECTIONS = 50
+# A batch of presence news goes out at once when it names this many users, keeping its frame small.
+PRESENCE_BATCH_USERS = 100
 
 
 def _unless_redis_fails(default):
@@ -82,6 +84,10 @@ class BasePresence:
         """Return {room_id: number of users online} for the given rooms."""
         raise NotImplementedError("subclasses of BasePresence must provide an online_counts() method")
 
+    async def online_among(self, room_id, usernames):
+        """Return the set of `usernames` online in a room, or None when the store does not answer."""
+        raise NotImplementedError("subclasses of BasePresence must provide an online_among() method")
+
 
 class MemoryPresence(BasePresence):
     """Presence for a single process (the in-memory channel layer)."""
@@ -122,6 +128,10 @@ class MemoryPresence(BasePresence):
 
     async def online_counts(self, room_ids):
         return {room_id: len(await self.online(room_id)) for room_id in room_ids}
+
+    async def online_among(self, room_id, usernames):
+        now, users = time.monotonic(), self.rooms.get(room_id, {})
+        return {name for name in usernames if max(users.get(name, {}).values(), default=now) > now}
 
 
 # KEYS[1]: the room's users (score: latest expiry); KEYS[2]: the user's connections
@@ -164,6 +174,14 @@ return gone
 """
 # KEYS: rooms' users. In one round trip with the clock it reads, not two.
 _ONLINE = _NOW + "return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')"
+# ARGV: usernames; returns those whose latest entry has not expired.
+_ONLINE_AMONG = _NOW + """
+local online = {}
+for i, score in ipairs(redis.call('ZMSCORE', KEYS[1], unpack(ARGV))) do
+  if score and tonumber(score) > now then table.insert(online, ARGV[i]) end
+end
+return online
+"""
 _ONLINE_COUNTS = _NOW + """
 local counts = {}
 for i, key in ipairs(KEYS) do counts[i] = redis.call('ZCOUNT', key, '(' .. now, '+inf') end
@@ -194,7 +212,7 @@ class RedisPresence(BasePresence):
             self._clients[loop] = {
                 name: client.register_script(script) for name, script in (
                     ("connect", _CONNECT), ("disconnect", _DISCONNECT), ("sweep", _SWEEP),
-                    ("online", _ONLINE), ("online_counts", _ONLINE_COUNTS),
+                    ("online", _ONLINE), ("online_counts", _ONLINE_COUNTS), ("online_among", _ONLINE_AMONG),
                 )
             }
         return self._clients[loop]
@@ -229,6 +247,10 @@ class RedisPresence(BasePresence):
         counts = await self._scripts()["online_counts"](keys=[self._keys(room_id)[0] for room_id in room_ids])
         return dict(zip(room_ids, counts))
 
+    @_unless_redis_fails(None)
+    async def online_among(self, room_id, usernames):
+        return set(await self._scripts()["online_among"](keys=self._keys(room_id), args=list(usernames)))
+
 
 @cache
 def _presence(backend, ttl, redis_target):
@@ -245,7 +267,8 @@ class ProcessPresence:
 
     Only a user's first socket in a room (here) touches the store on the way in,
     and their last on the way out; one heartbeat task refreshes every entry of
-    the process and sweeps its rooms, instead of a task per socket.
+    the process and sweeps its rooms, instead of a task per socket. The room
+    hears of users who came or went in batches (announce()).
     """
 
     def __init__(self, store):
@@ -255,6 +278,8 @@ class ProcessPresence:
         self.rooms = {}  # room_id -> Counter of usernames
         self.sockets = Counter()  # username -> sockets in any room
         self.heartbeat = None
+        self.news = {}  # room_id -> usernames whose presence changed, not announced yet
+        self.announcing = set()  # the tasks that announce them (held: the loop keeps weak references)
 
     def socket_count(self, username):
         """Return how many sockets a user has open on this process."""
@@ -289,6 +314,40 @@ class ProcessPresence:
             self.rooms.pop(room_id, None)
         return await self.store.disconnect(room_id, username, self.conn)
 
+    def announce(self, room_id, username):
+        """Tell the room, within CHAT_PRESENCE_BATCH_SECONDS and in one event with others, that a user came or went."""
+        users = self.news.setdefault(room_id, set())
+        users.add(username)
+        if len(users) >= PRESENCE_BATCH_USERS:
+            del self.news[room_id]
+            self._start(self._announce(room_id, users))
+        elif len(users) == 1:
+            self._start(self._announce_later(room_id, users))
+
+    def _start(self, coroutine):
+        task = asyncio.create_task(coroutine)
+        self.announcing.add(task)
+        task.add_done_callback(self.announcing.discard)
+
+    async def _announce_later(self, room_id, users):
+        await asyncio.sleep(settings.CHAT_PRESENCE_BATCH_SECONDS)
+        if self.news.get(room_id) is users:  # else it went out when it filled up
+            del self.news[room_id]
+            await self._announce(room_id, users)
+
+    async def _announce(self, room_id, users):
+        # Each user's state as it is now, not as the batch heard it: a user with a socket here is online; of
+        # the others the store knows (a reload may close the socket here and open one on another process,
+        # whose batch goes out first).
+        here = self.rooms.get(room_id, {})
+        online = {username for username in users if here.get(username)}
+        if online != users:
+            elsewhere = await self.store.online_among(room_id, users - online)
+            if elsewhere is None:
+                return  # the store does not answer; views read presence again when their sockets reconnect
+            online |= elsewhere
+        await room_send(room_id, events.PRESENCE, {"online": sorted(online), "offline": sorted(users - online)})
+
     async def _beat(self):
         while True:
             await asyncio.sleep(settings.CHAT_PRESENCE_HEARTBEAT)
@@ -303,9 +362,9 @@ class ProcessPresence:
         for username in usernames:
             # An entry that expired meanwhile (a long stall) comes back as a new presence.
             if await self.store.connect(room_id, username, self.conn):
-                await room_send(room_id, events.JOIN, {"user": username})
+                self.announce(room_id, username)
         for username in await self.store.sweep(room_id):
-            await room_send(room_id, events.LEAVE, {"user": username})
+            self.announce(room_id, username)
 
 
 _process_presences = weakref.WeakKeyDictionary()

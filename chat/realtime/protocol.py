@@ -294,6 +294,9 @@ def _with_messages(head, messages, *, has_more, keep, max_bytes):
 
 def fit_names(names, max_bytes):
     """Return the first of the sorted `names` whose JSON fits in `max_bytes`."""
+    # Nearly always they all fit: one encoding of the list, instead of one per name (a room of 1,000 online).
+    if len(encode(names).encode("utf-8")) <= max_bytes:
+        return list(names)
     fitted, size = [], 2
     for name in names:
         size += len(encode(name).encode("utf-8")) + 1

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.servers import WebClient, daphnes_running, frame_of, project_env, rooms_create, users_create
+from harness.servers import WebClient, daphnes_running, frame_of, presence_of, project_env, rooms_create, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 _rooms = itertools.count(1)
@@ -124,5 +124,5 @@ async def test_presence_is_shared_between_processes(daphnes, room):
         assert (await subscribe(on_a, room))["online"] == ["ann"]
         async with cat.socket() as on_b:
             assert (await subscribe(on_b, room))["online"] == ["ann", "cat"]
-            assert await frame_of(on_a, "join", "leave") == {"type": "join", "room": room, "user": "cat"}
-        assert await frame_of(on_a, "join", "leave") == {"type": "leave", "room": room, "user": "cat"}
+            assert await presence_of(on_a, "cat") == (room, "online")
+        assert await presence_of(on_a, "cat") == (room, "offline")

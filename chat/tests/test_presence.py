@@ -66,3 +66,78 @@ async def test_an_unreachable_redis_counts_nobody_online_instead_of_failing():
     store = RedisPresence(ttl=1, target=RedisTarget(f"redis://127.0.0.1:{free_port()}/0"))  # nothing listens there
     assert await store.online_counts([1, 2]) == {}
     assert await store.online(1) == []
+
+
+
+@pytest.fixture
+async def room_events(settings):
+    """Return an async function that returns the next layer event sent to room 1, within a timeout."""
+    from channels.layers import get_channel_layer
+
+    from chat.realtime.broadcast import room_group
+
+    settings.CHAT_PRESENCE_BATCH_SECONDS = 0.2
+    layer = get_channel_layer()
+    channel = await layer.new_channel("test.")
+    await layer.group_add(room_group(1), channel)
+
+    async def next_event(timeout=2.0):
+        async with asyncio.timeout(timeout):
+            return await layer.receive(channel)
+
+    return next_event
+
+
+async def came(process, *usernames, room_id=1):
+    """Count a socket of each user in a room on `process`, announcing those who came online, as subscribe does."""
+    for username in usernames:
+        if await process.add(room_id, username):
+            process.announce(room_id, username)
+
+
+async def went(process, *usernames, room_id=1):
+    """Uncount a socket of each user, announcing those who went offline, as a socket's end does."""
+    for username in usernames:
+        if await process.remove(room_id, username):
+            process.announce(room_id, username)
+
+
+async def test_presence_news_within_the_interval_goes_out_as_one_event(store, room_events):
+    from chat.realtime.presence import ProcessPresence
+
+    process = ProcessPresence(store)
+    await came(process, "carol", "alice", "bob", "alice")  # alice's second tab is no news
+    event = await room_events()
+    assert (event["kind"], event["data"]) == ("presence", {"online": ["alice", "bob", "carol"], "offline": []})
+    with pytest.raises(TimeoutError):
+        await room_events(timeout=0.4)
+    await went(process, "alice", "bob")
+    assert (await room_events())["data"] == {"online": [], "offline": ["bob"]}  # alice has a tab left
+
+
+async def test_a_full_batch_of_presence_news_goes_out_at_once(store, room_events, settings):
+    from chat.realtime.presence import PRESENCE_BATCH_USERS, ProcessPresence
+
+    settings.CHAT_PRESENCE_BATCH_SECONDS = 30
+    process = ProcessPresence(store)
+    names = [f"u{n:03}" for n in range(PRESENCE_BATCH_USERS + 1)]
+    await came(process, *names)
+    assert (await room_events())["data"]["online"] == names[:PRESENCE_BATCH_USERS]
+
+
+async def test_a_user_who_moved_to_another_process_is_announced_online_whatever_batch_goes_out_last(
+    store, room_events
+):
+    from chat.realtime.presence import ProcessPresence
+
+    # Two server processes on one store; b's interval began first, so its batch goes out first.
+    a, b = ProcessPresence(store), ProcessPresence(store)
+    await came(a, "dan")
+    assert (await room_events())["data"] == {"online": ["dan"], "offline": []}
+    await came(b, "eve")
+    await asyncio.sleep(0.05)
+    await went(a, "dan")  # a reload: the old page's socket closes on a...
+    await came(b, "dan")  # ...and the new one opens on b
+    assert (await room_events())["data"] == {"online": ["dan", "eve"], "offline": []}
+    # a's batch heard dan go, but a holds no socket of his: the store says he is online (on b).
+    assert (await room_events())["data"] == {"online": ["dan"], "offline": []}

@@ -54,3 +54,17 @@ def test_message_data_has_the_documented_fields():
         "previews": [], "parent": None, "also_in_room": False, "reply_count": 2, "last_reply_at": "2026-01-02T04:00:00Z",
         "attachments": [],
     }
+
+
+def test_fit_names_keeps_the_first_names_whose_json_fits():
+    from chat.realtime.protocol import fit_names
+
+    names = [f"user{n:04}" for n in range(1000)]  # 11 bytes of JSON each, with the comma
+    assert fit_names(names, 20_000) == names
+    fitted = fit_names(names, 1000)
+    assert fitted == names[:len(fitted)] and len(json.dumps(fitted, separators=(",", ":"))) <= 1000
+    assert len(json.dumps(names[:len(fitted) + 1], separators=(",", ":"))) > 1000
+    # Bytes of UTF-8, not characters (and the count allows a comma after the last name).
+    budget = len('["ünïcode","ünïcode"]'.encode())
+    assert fit_names(["ünïcode"] * 3, budget + 1) == ["ünïcode"] * 2
+    assert fit_names(["ünïcode"] * 3, len('["ünïcode","ünïcode"]')) == ["ünïcode"]

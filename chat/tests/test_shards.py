@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from chat.tests.test_multiprocess import subscribe
-from harness.servers import WebClient, daphnes_running, frame_of, project_env, rooms_create, start_redis, users_create
+from harness.servers import WebClient, daphnes_running, frame_of, presence_of, project_env, rooms_create, start_redis, users_create
 
 pytestmark = [pytest.mark.timeout(120)]
 ROOMS = [f"shard-{n}" for n in range(1, 21)]
@@ -132,8 +132,8 @@ async def test_presence_holds_across_processes_whatever_shard_carries_the_room(d
             assert (await subscribe(on_a, room))["online"] == ["sa"]
             async with sc.socket() as on_b:
                 assert (await subscribe(on_b, room))["online"] == ["sa", "sc"]
-                assert await frame_of(on_a, "join", "leave") == {"type": "join", "room": room, "user": "sc"}
-            assert await frame_of(on_a, "join", "leave") == {"type": "leave", "room": room, "user": "sc"}
+                assert await presence_of(on_a, "sc") == (room, "online")
+            assert await presence_of(on_a, "sc") == (room, "offline")
 
 
 async def test_the_message_limit_counts_a_user_on_both_processes(daphnes):

@@ -1,6 +1,6 @@
 import { directUrl } from "./urls.js";
 
-/** The list of users online in the room, as the server's welcome, join and leave frames tell it. */
+/** The list of users online in the room, as the server's view and presence frames tell it. */
 export class OnlineList {
   #users = new Set();
 
@@ -16,14 +16,10 @@ export class OnlineList {
     this.#render();
   }
 
-  join(user) {
-    if (typeof user !== "string") return;
-    this.#users.add(user);
-    this.#render();
-  }
-
-  leave(user) {
-    this.#users.delete(user);
+  /** Apply a presence frame: the users now online and those now offline, drawn once. */
+  change(online, offline) {
+    for (const user of online) if (typeof user === "string") this.#users.add(user);
+    for (const user of offline) this.#users.delete(user);
     this.#render();
   }
 

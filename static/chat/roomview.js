@@ -143,10 +143,10 @@ export class RoomView {
       ["history", (frame) => this.#page(frame)],
       ["changes", (frame) => this.#page(frame)],
       ["typing", ({ user }) => this.typing.typing(user)],
-      ["join", ({ user }) => this.online.join(user)],
-      ["leave", ({ user }) => {
-        this.online.leave(user);
-        this.typing.stopped(user);
+      ["presence", ({ online, offline }) => {
+        const gone = Array.isArray(offline) ? offline : [];
+        this.online.change(Array.isArray(online) ? online : [], gone);
+        for (const user of gone) this.typing.stopped(user);
       }],
       ["unsubscribed", ({ reason }) => {
         if (reason === "removed") this.end(REFUSED_TEXTS.get("forbidden"));
