@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 
 from chat.domain.models import Attachment, Membership, Message, Reaction, Room, ThreadFollow
+from chat.platform.dbconnections import read_snapshot
 
 FORMAT = "chat-export"
 VERSION = 3
@@ -138,7 +139,7 @@ MESSAGE_ROWS = (
 def export_lines(*, chunk_size=CHUNK_SIZE):
     """Yield the database as lines of JSON, each ending in a newline, from one snapshot read a chunk at a time."""
     counts = dict.fromkeys(FIELDS, 0)
-    with _snapshot():
+    with read_snapshot():
         yield _encode({"type": "format", "format": FORMAT, "version": VERSION})
         tables = {
             "user": get_user_model().objects.order_by("id"),
@@ -186,33 +187,6 @@ def _line(kind, values):
 def _encode(line):
     # ASCII (other characters escaped) reaches any stdout, pipe or terminal unchanged.
     return json.dumps(line, separators=(",", ":")) + "\n"
-
-
-@contextlib.contextmanager
-def _snapshot():
-    """Run the reads inside in one snapshot of the database, without holding back the chat's writes meanwhile."""
-    if connection.in_atomic_block:
-        # The caller's transaction is the snapshot.
-        yield
-        return
-    if connection.vendor == "sqlite":
-        # atomic() would BEGIN IMMEDIATE (the settings' transaction_mode), holding the write lock for the whole
-        # export; a deferred transaction only reads, and WAL lets writers commit beside it.
-        with connection.cursor() as cursor:
-            cursor.execute("BEGIN DEFERRED")
-        try:
-            yield
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("ROLLBACK")
-        return
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Under read committed each query would see what committed since the one before: a message, say, and
-            # not its room's new last_seq.
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
 
 
 def import_lines(lines, *, batch_size=BATCH_SIZE):

@@ -4,13 +4,13 @@ import dataclasses
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat.domain import events
 from chat.domain.models import Membership, Message, Room, validate_room_slug
+from chat.platform.dbconnections import read_snapshot
 
 # The messages a room shows (and counts unread): all but replies kept in their thread.
 IN_ROOM = Q(parent__isnull=True) | Q(also_in_room=True)
@@ -177,11 +177,7 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
     committed after `room` was loaded and at or below `cseq` has no live
     event left to bring it.
     """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # Read committed gives each statement its own snapshot; the two reads must share one.
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    with read_snapshot():
         room.refresh_from_db(fields=["last_cseq", "name", "topic", "archived_at"])
         cseq = room.last_cseq
         if after is not None:

@@ -1,4 +1,4 @@
-"""Keep the SQLite connection of the sockets' database thread open from one call to the next.
+"""Keep the SQLite connection of the sockets' database thread open from one call to the next; read in one snapshot.
 
 Under ASGI, Django closes a thread's connection after every call
 (CONN_MAX_AGE 0): its threads come and go, and a persistent connection of a
@@ -7,9 +7,10 @@ asgiref's one sync thread, which lives as long as the process, and opening
 the file again for each call (its pragmas, its functions registered) was a
 quarter of that thread's time in a ramp of handshakes (bench/, py-spy).
 """
+import contextlib
 import functools
 
-from django.db import connection
+from django.db import connection, transaction
 
 
 def kept_connection(func):
@@ -21,3 +22,30 @@ def kept_connection(func):
         connection.close_at = None
         return func(*args, **kwargs)
     return call
+
+
+@contextlib.contextmanager
+def read_snapshot():
+    """Run the reads inside in one snapshot of the database, without holding back the chat's writes meanwhile."""
+    if connection.in_atomic_block:
+        # The caller's transaction is the snapshot.
+        yield
+        return
+    if connection.vendor == "sqlite":
+        # atomic() would BEGIN IMMEDIATE (the settings' transaction_mode), taking the write lock that every
+        # message's insert waits for; a deferred transaction only reads, and WAL lets writers commit beside it.
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN DEFERRED")
+        try:
+            yield
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Under read committed each query would see what committed since the one before: a message, say, and
+            # not its room's new last_seq.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
