@@ -45,6 +45,12 @@ def room_create(*, slug, user, name=None, private=False):
     return _room_join(room, user)
 
 
+# Built once, the subquery resolved once: a room_join is paid by every socket's subscribe.
+_MEMBERSHIP_WITH_MUTE = Membership.objects.select_related("room").annotate(muted_until=Subquery(
+    Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")[:1]
+))
+
+
 def room_join(*, slug, user):
     """Return (room, membership) of an existing room, making `user` a member of it when it is public.
 
@@ -53,11 +59,7 @@ def room_join(*, slug, user):
     validate_room_slug(slug)
     # Every reconnect joins again: a member costs one read (their mute read with it), and no write transaction
     # (SQLite's lock).
-    mute = Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now())
-    membership = (
-        Membership.objects.select_related("room").filter(room__slug=slug, user=user)
-        .annotate(muted_until=Subquery(mute.values("until")[:1])).first()
-    )
+    membership = _MEMBERSHIP_WITH_MUTE.filter(room__slug=slug, user=user).first()
     if membership is not None:
         return membership.room, membership
     with transaction.atomic():
