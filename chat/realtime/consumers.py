@@ -32,7 +32,7 @@ from chat.realtime.build import build_id
 from chat.realtime.connections import abort_if_peer_closed, daphne_protocol
 from chat.realtime.hub import ASGI, DIRECT, LinkLost, get_hub
 from chat.realtime.presence import get_process_presence
-from chat.realtime.sessions import session_first_look
+from chat.realtime.sessions import session_first_look, session_forget
 from chat.realtime.wire import direct_writer, text_frame
 
 logger = logging.getLogger(__name__)
@@ -86,10 +86,12 @@ def encoded(event, version, slug):
 class Subscription:
     """One room a socket shows: what its first view covered, and the room's events that wait for that view."""
 
-    present = False  # counted in the room's presence
-    muted_until = None  # when the user's mute in the room ends, as of the view
+    # Slots, not a dict: one per socket and room, kept for the socket's life.
+    __slots__ = ("room", "last_read_seq", "backlog", "cseq", "seen_seq", "present", "muted_until")
 
     def __init__(self, room, last_read_seq):
+        self.present = False  # counted in the room's presence
+        self.muted_until = None  # when the user's mute in the room ends, as of the view
         self.room = room
         self.last_read_seq = last_read_seq
         # Room events that arrive before the view is sent wait here, in order.
@@ -246,6 +248,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # Looked at in the handshake already: again when it expires, unless the hub heard it end since.
             ended = functools.partial(get_hub().session_ended_since, self.user_id, self.session_key)
             delay = session_first_look(self.scope["session"], ended)
+            session_forget(self.scope["session"])
             self.watch_session(delay + SESSION_GRACE_SECONDS if delay else 0)
 
     async def within_layer_time(self, call):

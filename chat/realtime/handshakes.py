@@ -102,28 +102,36 @@ class HandshakeGate:
             log_event("ws.busy", path=scope["path"])
             metrics.handshake("busy", "gate")
             return await close_handshake(receive, send, protocol.CLOSE_BUSY)
-        first = True
-
-        async def receive_and_release():
-            # An app that asks for its second message is done with the first, the
-            # handshake. Wrapping receive, not send, keeps the gate off the path of
-            # every frame sent to the socket afterwards.
-            nonlocal first
-            if not first:
-                release()
-            first = False
-            return await receive()
-
-        def release():
-            nonlocal slots
-            if slots is not None:
-                slots.release()
-                slots = None
-
+        receive = _ReleasingReceive(receive, slots)
         try:
-            return await self.application(scope, receive_and_release, send)
+            return await self.application(scope, receive, send)
         finally:
-            release()
+            receive.release()
+
+
+class _ReleasingReceive:
+    """Wrap an ASGI receive to give the gate's slot back once the app asks for its second message."""
+
+    # An object with slots, not two closures and their cells: it lives as long as its socket.
+    __slots__ = ("receive", "slots", "first")
+
+    def __init__(self, receive, slots):
+        self.receive, self.slots, self.first = receive, slots, True
+
+    async def __call__(self):
+        # An app that asks for its second message is done with the first, the
+        # handshake. Wrapping receive, not send, keeps the gate off the path of
+        # every frame sent to the socket afterwards.
+        if not self.first:
+            self.release()
+        self.first = False
+        return await self.receive()
+
+    def release(self):
+        """Give the slot back, once."""
+        if self.slots is not None:
+            self.slots.release()
+            self.slots = None
 
 
 def _loop_slots():
