@@ -652,6 +652,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Send a room's event, skipping what the room's view covered and the user's own typing and presence."""
         if event.get("skip_user") == self.user_id:
             return None
+        if event["kind"] == events.PRESENCE and event["data"]["online"] + event["data"]["offline"] == [self.user.username]:
+            return None  # news of the socket's own user alone: their page knows
         if sub.cseq is not None and event.get("cseq") is not None and event["cseq"] <= sub.cseq:
             return None
         if sub.seen_seq is not None and event.get("seq") is not None and event["seq"] <= sub.seen_seq:
