@@ -183,6 +183,12 @@ def log_in(page, username, password=PASSWORD):
     expect(page.get_by_role("heading", name="Your rooms")).to_be_visible()
 
 
+def open_lobby(page):
+    """Open the lobby and wait until its socket has had the hello, so what changes next reaches it live."""
+    page.goto("/")
+    expect(page.locator(".lobby")).to_have_attribute("data-synced", "true")
+
+
 def enter_room(page, slug):
     """Open a room's page, creating the room with its form when it is new, and wait until its view has come."""
     if page.goto(f"/chat/{slug}/").status == 404:

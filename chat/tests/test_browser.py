@@ -10,8 +10,8 @@ import pytest
 from playwright.sync_api import expect
 
 from chat.tests.browser import (  # noqa: F401 (fixtures)
-    app, app_with, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_page, playwright,
-    redis_app, room, send, static_root,
+    app, app_with, browser, browser_context_args, browser_users, enter_room, log_in, message_bodies, open_lobby, open_page,
+    playwright, redis_app, room, send, static_root,
 )
 from chat.tests.pagesite import site
 from harness.servers import PASSWORD, PROJECT_DIR
@@ -265,7 +265,7 @@ def test_the_sidebar_and_the_tab_title_count_messages_in_other_rooms_live(app, o
     assert unread_in_title(ada.title()) == before
     # Read in this tab, so the lobby in another tab of ada's counts nothing either.
     lobby = ada.context.new_page()
-    lobby.goto("/")
+    open_lobby(lobby)
     expect(lobby.locator(f"#my-rooms [data-room='{other}'] .badge")).to_have_count(0)
 
 
@@ -291,10 +291,9 @@ def test_a_direct_message_from_someone_new_appears_and_notifies(app, open_page, 
 def test_the_lobby_counts_unread_messages_and_new_rooms_live(app, open_page, room):
     app.seed(room, [("ada", "mine")])
     ada, bruno = open_page(app, "ada"), open_page(app, "bruno")
-    ada.goto("/")
+    open_lobby(ada)
     item = ada.locator(f"#my-rooms [data-room='{room}']")
     expect(item).to_be_visible()
-    ada.wait_for_timeout(300)  # the hello
     # Earlier tests of this module leave ada unread messages in other rooms.
     before = unread_in_title(ada.title())
     enter_room(bruno, room)
@@ -432,7 +431,7 @@ def test_leaving_a_room_takes_it_off_your_rooms_in_every_tab(app, open_page, roo
     ada = open_page(app, "ada")
     enter_room(ada, room)
     other_tab = ada.context.new_page()
-    other_tab.goto("/")
+    open_lobby(other_tab)
     expect(other_tab.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(1)
     ada.get_by_role("button", name="Leave room").click()
     expect(ada.get_by_role("heading", name="Your rooms")).to_be_visible()
@@ -471,7 +470,7 @@ def test_a_member_renames_a_room_and_sets_its_topic_and_every_page_shows_it(app,
     enter_room(ada, room)
     enter_room(bruno, room)
     lobby = bruno.context.new_page()
-    lobby.goto("/")
+    open_lobby(lobby)
     ada.get_by_role("button", name="Edit name and topic").click()
     ada.get_by_label("Name").fill("Design review")
     ada.get_by_label("Topic").fill("Mock-ups until Friday")
@@ -497,7 +496,7 @@ def test_archiving_a_room_makes_it_read_only_live_and_takes_it_off_room_lists_un
     send(bruno, "before the archive")
     expect(bruno.locator(".message--pending")).to_have_count(0)
     lobby = bruno.context.new_page()
-    lobby.goto("/")
+    open_lobby(lobby)
     expect(lobby.locator(f"#my-rooms [data-room='{room}']")).to_have_count(1)
     ada.once("dialog", lambda dialog: dialog.accept())
     ada.get_by_role("button", name="Archive room").click()
@@ -621,7 +620,8 @@ def test_an_invite_link_lets_another_user_join_a_private_room_and_an_added_membe
     expect(dmitri.locator("#message-scroller")).to_have_attribute("aria-busy", "false")
     expect(dmitri.locator("#rooms-nav").get_by_role("link", name=room, exact=True)).to_have_count(1)
 
-    chloe = open_page(app, "chloe")  # on the lobby
+    chloe = open_page(app, "chloe")
+    open_lobby(chloe)
     ada.get_by_label("Add member").fill("chloe")
     ada.get_by_role("button", name="Add", exact=True).click()
     expect(chloe.locator("#my-rooms").get_by_role("link", name=room, exact=True)).to_have_count(1)

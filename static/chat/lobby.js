@@ -9,6 +9,7 @@ import { ChatSocket } from "./socket.js";
 const REFRESH_MS = 30_000;
 
 const byId = (id) => document.getElementById(id);
+const lobby = document.querySelector(".lobby");
 const config = JSON.parse(byId("lobby-config").textContent);
 const baseTitle = document.title;
 
@@ -30,7 +31,9 @@ const notifier = new Notifier({
 
 const handlers = new Map([
   ["hello", (frame) => {
-    if (!reloadForNewBuild(frame.build, config.build)) rooms.replace(frame.rooms ?? []);
+    if (reloadForNewBuild(frame.build, config.build)) return;
+    rooms.replace(frame.rooms ?? []);
+    lobby.dataset.synced = "true";
   }],
   ["room_activity", (frame) => rooms.activity(frame)],
   ["room_read", (frame) => rooms.read(frame)],
@@ -46,7 +49,10 @@ const handlers = new Map([
 const SESSION_ENDED_CODE = 4401;
 const socket = new ChatSocket(config.wsPath, {
   onFrame: (frame) => handlers.get(frame.type)?.(frame),
-  onStatus: () => {},
+  // Until the next hello, what changed while away is not shown.
+  onStatus: (state) => {
+    if (state !== "connected") lobby.dataset.synced = "false";
+  },
   // The page then shows the login form (or says why it cannot connect).
   onFinalClose: (code) => {
     if (code === SESSION_ENDED_CODE) location.reload();
