@@ -11,6 +11,7 @@ from django.utils import timezone
 from chat.domain import events
 from chat.domain.models import Membership, Message, Room, validate_room_slug
 from chat.platform.dbconnections import read_snapshot
+from chat.platform.prepared import ID, Prepared
 
 # The messages a room shows (and counts unread): all but replies kept in their thread.
 IN_ROOM = Q(parent__isnull=True) | Q(also_in_room=True)
@@ -62,6 +63,10 @@ def _room_list():
 
 # Built once: resolving the unread subquery was half of what the hello's room list cost (bench/, py-spy).
 _ROOM_LIST = _room_list()
+# The reads of every socket's hello and subscribe, compiled once (chat.platform.prepared).
+_ROOM_LIST_FIRST = Prepared(lambda user_id, limit: _ROOM_LIST.filter(user_id=user_id)[:limit], user_id=ID)
+_ROOM_IDS = Prepared(lambda user_id: Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True),
+                     user_id=ID)
 
 
 def room_list_for_user(user):
@@ -76,7 +81,7 @@ def room_unread_count(*, room, user, after):
 
 def room_summaries_for_user(user, limit):
     """Return (the sidebar summaries of the user's `limit` most recently active rooms, how many rooms they have)."""
-    memberships = list(room_list_for_user(user)[:limit])
+    memberships = _ROOM_LIST_FIRST(user_id=user.pk, limit=limit)
     summaries = [events.room_summary(m.room, user, unread=m.unread) for m in memberships]
     count = len(summaries) if len(summaries) < limit else Membership.objects.filter(user=user, room__archived_at__isnull=True).count()
     return summaries, count
@@ -89,7 +94,7 @@ def room_list_archived(user):
 
 def room_ids_for_user(user):
     """Return the ids of every room the user is a member of."""
-    return list(Membership.objects.filter(user=user).values_list("room_id", flat=True))
+    return _ROOM_IDS(user_id=user.pk)
 
 
 def room_list_public(*, exclude_user=None):
@@ -126,15 +131,28 @@ def message_list(*, room, before=None, after=None, limit=DEFAULT_PAGE, thread=No
     ones follow; otherwise it ends just before `before` (or at the latest) and
     `has_more` says older ones exist. With `thread` (a message id), the page is of that thread's replies.
     """
-    messages = Message.objects.filter(room=room, is_deleted=False).select_related("author", "room")
+    if before is None and after is None and thread is None:
+        page = _LATEST_MESSAGES(room_id=room.pk, limit=limit)
+    else:
+        page = list(_message_page(room.pk, before=before, after=after, limit=limit, thread=thread))
+    if after is not None:
+        return page[:limit], len(page) > limit
+    return page[:limit][::-1], len(page) > limit
+
+
+def _message_page(room_id, *, before=None, after=None, limit, thread=None):
+    # One more than the page: whether it exists is `has_more`.
+    messages = Message.objects.filter(room_id=room_id, is_deleted=False).select_related("author", "room")
     messages = messages.filter(IN_ROOM) if thread is None else messages.filter(parent_id=thread)
     if after is not None:
-        page = list(messages.filter(seq__gt=after).order_by("seq")[: limit + 1])
-        return page[:limit], len(page) > limit
+        return messages.filter(seq__gt=after).order_by("seq")[: limit + 1]
     if before is not None:
         messages = messages.filter(seq__lt=before)
-    page = list(messages.order_by("-seq")[: limit + 1])
-    return page[:limit][::-1], len(page) > limit
+    return messages.order_by("-seq")[: limit + 1]
+
+
+# A room page's first view, the one every subscribe reads.
+_LATEST_MESSAGES = Prepared(lambda room_id, limit: _message_page(room_id, limit=limit), room_id=ID)
 
 
 def message_thread_of(room, seq):
@@ -174,6 +192,11 @@ def room_last_cseq(room):
     return Room.objects.values_list("last_cseq", flat=True).get(pk=room.pk)
 
 
+_ROOM_STATE = Prepared(
+    lambda room_id: Room.objects.filter(pk=room_id).values_list("last_cseq", "name", "topic", "archived_at"), room_id=ID
+)
+
+
 def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
     """Return (cseq, items, has_more) read in one snapshot: the latest messages, with `after` the changes since.
 
@@ -186,7 +209,10 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
     event left to bring it.
     """
     with read_snapshot():
-        room.refresh_from_db(fields=["last_cseq", "name", "topic", "archived_at"])
+        state = _ROOM_STATE(room_id=room.pk)
+        if not state:
+            raise Room.DoesNotExist("The room is gone.")
+        room.last_cseq, room.name, room.topic, room.archived_at = state[0]
         cseq = room.last_cseq
         if after is not None:
             items, has_more = change_list(room=room, after=after, limit=limit)

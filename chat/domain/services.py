@@ -22,6 +22,7 @@ from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
     MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Mute, Reaction, Room, validate_room_slug,
 )
+from chat.platform import prepared
 from chat.platform.limits import Limit
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
@@ -45,10 +46,15 @@ def room_create(*, slug, user, name=None, private=False):
     return _room_join(room, user)
 
 
-# Built once, the subquery resolved once: a room_join is paid by every socket's subscribe.
-_MEMBERSHIP_WITH_MUTE = Membership.objects.select_related("room").annotate(muted_until=Subquery(
-    Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")[:1]
-))
+# Compiled once (chat.platform.prepared): a room_join is paid by every socket's subscribe.
+_MEMBERSHIP_WITH_MUTE = prepared.Prepared(
+    lambda slug, user_id: Membership.objects.filter(room__slug=slug, user_id=user_id).select_related("room").annotate(
+        muted_until=Subquery(
+            Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")[:1]
+        )
+    )[:1],
+    slug=prepared.TEXT, user_id=prepared.ID,
+)
 
 
 def room_join(*, slug, user):
@@ -59,8 +65,7 @@ def room_join(*, slug, user):
     validate_room_slug(slug)
     # Every reconnect joins again: a member costs one read (their mute read with it), and no write transaction
     # (SQLite's lock).
-    membership = _MEMBERSHIP_WITH_MUTE.filter(room__slug=slug, user=user).first()
-    if membership is not None:
+    for membership in _MEMBERSHIP_WITH_MUTE(slug=slug, user_id=user.pk):
         return membership.room, membership
     with transaction.atomic():
         room, membership = _room_join(Room.objects.get(slug=slug), user)

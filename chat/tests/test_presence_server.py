@@ -14,7 +14,7 @@ INTERVAL = 0.25
 
 async def subscribed(client, room):
     """Open a v2 socket for a logged-in `client` and subscribe it to `room`; return the socket."""
-    socket = await client.socket().__aenter__()
+    socket = await client.socket()
     await frame_of(socket, "hello")
     await socket.send(json.dumps({"type": "subscribe", "room": room}))
     await frame_of(socket, "subscribed")
