@@ -6,9 +6,17 @@ from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware
 from django.conf import settings
 from django.contrib.sessions.backends import db
+from django.contrib.sessions.models import Session
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from chat.platform.prepared import TEXT, Prepared
+
 DATABASE_ENGINE = "django.contrib.sessions.backends.db"
+# Django's own lookup, compiled once (chat.platform.prepared): every handshake reads its session.
+_LIVE_SESSION = Prepared(
+    lambda session_key: Session.objects.filter(session_key=session_key, expire_date__gt=Now()), session_key=TEXT
+)
 
 
 class DatabaseSocketSession(db.SessionStore):
@@ -21,9 +29,13 @@ class DatabaseSocketSession(db.SessionStore):
     def _get_session_from_db(self):
         # Stamped before the query: a logout committed after this may or may not be in the row read.
         self.looked_up_at = time.monotonic()
-        row = super()._get_session_from_db()
-        self.expire_date = row.expire_date if row is not None else None
-        return row
+        rows = _LIVE_SESSION(session_key=self.session_key)
+        if not rows:
+            self._session_key = None  # as Django's lookup does: a new session, were this one saved
+            self.expire_date = None
+            return None
+        self.expire_date = rows[0].expire_date
+        return rows[0]
 
 
 def session_first_look(session, ended_since):
