@@ -1,4 +1,5 @@
 """Querysets compiled once: the same rows as the ORM gives, for each call's values, on the caller's connection."""
+import gc
 import threading
 
 import pytest
@@ -92,3 +93,18 @@ def test_a_call_from_another_thread_runs_on_that_threads_connection(make_user):
     thread.join()
     assert seen["rows"] == ["elsewhere"]
     assert seen["connection"] is not connection.connection
+
+
+def test_a_call_leaves_nothing_for_the_garbage_collector(rooms):
+    ada, _, _, _ = rooms
+    memberships = Prepared(lambda user_id: Membership.objects.filter(user_id=user_id).select_related("room"), user_id=ID)
+    memberships(user_id=ada.pk)  # compiled
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(10):
+            memberships(user_id=ada.pk)
+        # A socket's reads must go with their last reference: cycles wait for a full collection, and piled up.
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
