@@ -11,7 +11,7 @@ from django.utils import timezone
 from chat.domain import events
 from chat.domain.models import Membership, Message, Room, validate_room_slug
 from chat.platform.dbconnections import read_snapshot
-from chat.platform.prepared import ID, Prepared
+from chat.platform.prepared import ID, NUMBER, Prepared
 
 # The messages a room shows (and counts unread): all but replies kept in their thread.
 IN_ROOM = Q(parent__isnull=True) | Q(also_in_room=True)
@@ -175,12 +175,8 @@ class RoomChange:
 
 def change_list(*, room, after, limit=DEFAULT_PAGE):
     """Return (the changes after cseq `after` in cseq order: messages as they are now and a RoomChange, has_more)."""
-    # Deleted messages stay in: a client that held one learns here that it is gone.
-    changes = Message.objects.filter(room=room, cseq__gt=after).select_related("author", "room").order_by("cseq")
-    page = list(changes[: limit + 1])
-    changed_cseq, name, topic, archived_at = Room.objects.values_list(
-        "changed_cseq", "name", "topic", "archived_at"
-    ).get(pk=room.pk)
+    page = _CHANGES(room_id=room.pk, after=after, limit=limit)
+    _, changed_cseq, name, topic, archived_at = _room_state(room)
     if changed_cseq > after:
         room_change = RoomChange(changed_cseq, name, topic, archived_at is not None)
         page = sorted([*page, room_change], key=lambda change: change.cseq)
@@ -192,9 +188,27 @@ def room_last_cseq(room):
     return Room.objects.values_list("last_cseq", flat=True).get(pk=room.pk)
 
 
-_ROOM_STATE = Prepared(
-    lambda room_id: Room.objects.filter(pk=room_id).values_list("last_cseq", "name", "topic", "archived_at"), room_id=ID
+# Every resume reads these (chat.platform.prepared). Deleted messages stay in: a client that held one learns here
+# that it is gone.
+_CHANGES = Prepared(
+    lambda room_id, after, limit: Message.objects.filter(room_id=room_id, cseq__gt=after)
+    .select_related("author", "room").order_by("cseq")[: limit + 1],
+    room_id=ID, after=NUMBER,
 )
+_ROOM_STATE = Prepared(
+    lambda room_id: Room.objects.filter(pk=room_id).values_list(
+        "last_cseq", "changed_cseq", "name", "topic", "archived_at"
+    ),
+    room_id=ID,
+)
+
+
+def _room_state(room):
+    """Return the room's (last_cseq, changed_cseq, name, topic, archived_at) as the database holds them now."""
+    state = _ROOM_STATE(room_id=room.pk)
+    if not state:
+        raise Room.DoesNotExist("The room is gone.")
+    return state[0]
 
 
 def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
@@ -209,10 +223,7 @@ def room_view(*, room, after=None, after_seq=None, limit=DEFAULT_PAGE):
     event left to bring it.
     """
     with read_snapshot():
-        state = _ROOM_STATE(room_id=room.pk)
-        if not state:
-            raise Room.DoesNotExist("The room is gone.")
-        room.last_cseq, room.name, room.topic, room.archived_at = state[0]
+        room.last_cseq, _, room.name, room.topic, room.archived_at = _room_state(room)
         cseq = room.last_cseq
         if after is not None:
             items, has_more = change_list(room=room, after=after, limit=limit)

@@ -15,8 +15,11 @@ import copy
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
-# Markers for the usual kinds of value: no row has an id of -1, and no slug or name holds a NUL.
+# Markers for the usual kinds of value. A marker only has to differ from the query's constant parameters, and be a
+# value that Django puts in the SQL: it drops `cseq > -2` on a positive field (always true), so a number is in
+# the range of every integer field.
 ID = -1
+NUMBER = 2_147_483_001
 TEXT = "\0"
 
 
@@ -44,7 +47,9 @@ class Prepared:
         queryset, compiler, sql, params, positions = self.compiled[key]
         params = list(params)
         for name, position in positions.items():
-            params[position] = values[name]
+            # In the marker's own wrapper: Django passes a big integer to psycopg as Int8, say.
+            value = values[name]
+            params[position] = value if value is None else type(params[position])(value)
         return list(_running(queryset, compiler, sql, tuple(params)))
 
     def _compile(self, using, shape):
@@ -54,7 +59,8 @@ class Prepared:
         sql, params = compiler.as_sql()
         positions = {}
         for name, marker in self.markers.items():
-            found = [n for n, param in enumerate(params) if type(param) is type(marker) and param == marker]
+            found = [n for n, param in enumerate(params)
+                     if isinstance(param, type(marker)) and not isinstance(param, bool) and param == marker]
             if len(found) != 1:
                 raise ValueError(f"the marker of {name!r} is {len(found)} times among the parameters of: {sql}")
             positions[name] = found[0]

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from chat.domain import services
 from chat.domain.models import Membership, Message
-from chat.platform.prepared import ID, TEXT, Prepared
+from chat.platform.prepared import ID, NUMBER, TEXT, Prepared
 
 
 @pytest.fixture
@@ -50,6 +50,14 @@ def test_models_come_with_their_related_rows_and_annotations_in_one_query(rooms)
     assert page == list(Message.objects.filter(room=first).order_by("-seq")[:2])
 
 
+def test_a_number_on_a_big_positive_field_takes_each_calls_value(rooms):
+    _, _, first, _ = rooms
+    after = Prepared(lambda cseq: Message.objects.filter(cseq__gt=cseq).values_list("body", flat=True).order_by("cseq"),
+                     cseq=NUMBER)
+    assert after(cseq=2) == ["first 2"]  # cseqs count per room: second's message is its 1
+    assert sorted(after(cseq=0)) == ["first 0", "first 1", "first 2", "second 0"]
+
+
 def test_a_shape_is_compiled_once_and_each_shape_apart(rooms):
     _, _, first, _ = rooms
     built = []
@@ -72,6 +80,10 @@ def test_a_marker_not_found_exactly_once_among_the_parameters_is_refused(rooms):
     absent = Prepared(lambda user_id: Membership.objects.all(), user_id=ID)
     with pytest.raises(ValueError, match="'user_id' is 0 times"):
         absent(user_id=1)
+    # Django leaves out a condition that always holds: cseq is a positive field.
+    dropped = Prepared(lambda after: Message.objects.filter(cseq__gt=after), after=-2)
+    with pytest.raises(ValueError, match="'after' is 0 times"):
+        dropped(after=5)
 
 
 @pytest.mark.django_db(transaction=True)
