@@ -22,8 +22,8 @@ from chat.domain.mentions import mentioned_members, mentioned_usernames
 from chat.domain.models import (
     MAX_NAME_LENGTH, MAX_TOPIC_LENGTH, Membership, Message, Mute, Reaction, Room, validate_room_slug,
 )
-from chat.platform import prepared
 from chat.platform.limits import Limit
+from chat.platform.prepared import ID, TEXT, Prepared
 
 DIRECT_SLUG = re.compile(r"dm-[0-9]+-[0-9]+")
 
@@ -47,13 +47,13 @@ def room_create(*, slug, user, name=None, private=False):
 
 
 # Compiled once (chat.platform.prepared): a room_join is paid by every socket's subscribe.
-_MEMBERSHIP_WITH_MUTE = prepared.Prepared(
+_MEMBERSHIP_WITH_MUTE = Prepared(
     lambda slug, user_id: Membership.objects.filter(room__slug=slug, user_id=user_id).select_related("room").annotate(
         muted_until=Subquery(
             Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")[:1]
         )
     )[:1],
-    slug=prepared.TEXT, user_id=prepared.ID,
+    slug=TEXT, user_id=ID,
 )
 
 

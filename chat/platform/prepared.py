@@ -36,7 +36,7 @@ class Prepared:
 
     def __init__(self, build, **markers):
         self.build, self.markers = build, markers
-        self.compiled = {}  # (alias, shape) -> (queryset, compiler, params, marker positions)
+        self.compiled = {}  # (alias, shape) -> (queryset, compiler, sql, params, marker positions)
 
     def __call__(self, *, using=DEFAULT_DB_ALIAS, **kwargs):
         """Return the results (a list) of the queryset for `kwargs`, from the SQL compiled for their shape."""

@@ -652,7 +652,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Send a room's event, skipping what the room's view covered and the user's own typing and presence."""
         if event.get("skip_user") == self.user_id:
             return None
-        if event["kind"] == events.PRESENCE and event["data"]["online"] + event["data"]["offline"] == [self.user.username]:
+        if event["kind"] == events.PRESENCE and _names_only(event["data"], self.user.username):
             return None  # news of the socket's own user alone: their page knows
         if sub.cseq is not None and event.get("cseq") is not None and event["cseq"] <= sub.cseq:
             return None
@@ -840,3 +840,10 @@ def _query_after(scope):
     if not re.fullmatch(r"[0-9]{1,18}", values[-1]):
         raise ValueError("'after' must be a non-negative integer.")
     return int(values[-1])
+
+
+def _names_only(presence, username):
+    """Return whether a presence event's data names `username` and no one else."""
+    # Lengths first: the event goes to every socket of the room, and most name others.
+    online, offline = presence["online"], presence["offline"]
+    return len(online) + len(offline) == 1 and username in (online or offline)
