@@ -162,6 +162,16 @@ def fresh_presence():
 
 
 @pytest.fixture(autouse=True)
+def fresh_change_pages():
+    """Forget the change pages read: a rolled-back test's ids come again in the next test, with other rows."""
+    from chat.domain.selectors import _change_page
+
+    _change_page.cache_clear()
+    yield
+    _change_page.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def fresh_limits():
     """Start every test with empty abuse-limit counters."""
     from chat.platform.limits import get_counter

@@ -1,6 +1,8 @@
 """Reads: rooms as a user may see them, history pages, the change feed and the public room list."""
 import pytest
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chat.domain import selectors, services
 from chat.domain.models import Membership, Message, Room
@@ -66,6 +68,21 @@ def test_change_list_pages_with_has_more(room_with_messages):
     assert cseqs(selectors.change_list(room=room, after=4, limit=3)) == ([5, 6, 7], True)
     assert cseqs(selectors.change_list(room=room, after=7, limit=3)) == ([8], False)
     assert selectors.change_list(room=room, after=8, limit=3) == ([], False)
+
+
+def test_a_change_page_read_again_before_any_change_comes_from_memory_and_after_one_from_the_database(
+    room_with_messages,
+):
+    room, alice = room_with_messages, room_with_messages.created_by
+    first = selectors.change_list(room=room, after=3, limit=3)
+    with CaptureQueriesContext(connection) as again:
+        assert selectors.change_list(room=room, after=3, limit=3) == first
+    assert not any("chat_message" in query["sql"] for query in again.captured_queries)
+    # An edit moves the message to the room's next cseq: the same request now reads it where it went.
+    services.message_edit(room=room, actor=alice, message_id=Message.objects.get(seq=5).pk, body="five")
+    assert cseqs(selectors.change_list(room=room, after=3, limit=3)) == ([4, 6, 7], True)
+    page, _ = selectors.change_list(room=room, after=7, limit=3)
+    assert [(change.cseq, change.body) for change in page] == [(8, "five")]
 
 
 def client_state(room):
