@@ -47,14 +47,10 @@ def room_create(*, slug, user, name=None, private=False):
 
 
 # Compiled once (chat.platform.prepared): a room_join is paid by every socket's subscribe.
-_MEMBERSHIP_WITH_MUTE = Prepared(
-    lambda slug, user_id: Membership.objects.filter(room__slug=slug, user_id=user_id).select_related("room").annotate(
-        muted_until=Subquery(
-            Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")[:1]
-        )
-    )[:1],
-    slug=TEXT, user_id=ID,
-)
+_MUTE_UNTIL = Mute.objects.filter(room=OuterRef("room_id"), user=OuterRef("user_id"), until__gt=Now()).values("until")
+_MEMBERSHIP_WITH_MUTE = Prepared(lambda slug, user_id: Membership.objects.filter(room__slug=slug, user_id=user_id)
+                                 .select_related("room").annotate(muted_until=Subquery(_MUTE_UNTIL[:1]))[:1],
+                                 slug=TEXT, user_id=ID)
 
 
 def room_join(*, slug, user):
