@@ -191,7 +191,8 @@ def _changes_after(room, after, limit, state):
 
 # Change pages kept in each process. In a reconnect storm every client of a room asks for the same pages: 1,000
 # clients resuming 150 missed messages read and built them 1,000 times (two fifths of the surviving daphne's samples).
-CHANGE_PAGES_KEPT = 64
+# A page of 100 short messages holds about 180 KiB (tracemalloc), so these take about 6 MB, more for long bodies.
+CHANGE_PAGES_KEPT = 32
 
 
 @functools.lru_cache(maxsize=CHANGE_PAGES_KEPT)
