@@ -204,7 +204,7 @@ def _change_page(room_id, after, limit, last_cseq):
 
 def room_last_cseq(room):
     """Return the room's last allocated cseq as the database holds it now."""
-    return Room.objects.values_list("last_cseq", flat=True).get(pk=room.pk)
+    return _room_state(room)[0]
 
 
 # Every resume reads these (chat.platform.prepared). Deleted messages stay in: a client that held one learns here
